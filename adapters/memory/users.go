@@ -1,0 +1,70 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/betterkey/backend/domain"
+)
+
+// Users is an in-memory ports.UserStore.
+type Users struct {
+	mu   sync.Mutex
+	byID map[domain.UserID]domain.User
+}
+
+// NewUsers returns an empty store.
+func NewUsers() *Users { return &Users{byID: map[domain.UserID]domain.User{}} }
+
+// Create implements ports.UserStore.
+func (s *Users) Create(_ context.Context, u domain.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byID[u.ID]; ok {
+		return fmt.Errorf("create user: %w", domain.ErrConflict)
+	}
+	for _, x := range s.byID {
+		if x.AppleIssuer == u.AppleIssuer && x.AppleSubject == u.AppleSubject {
+			return fmt.Errorf("create user: %w", domain.ErrConflict)
+		}
+	}
+	s.byID[u.ID] = u
+	return nil
+}
+
+// Get implements ports.UserStore.
+func (s *Users) Get(_ context.Context, id domain.UserID) (domain.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[id]
+	if !ok {
+		return domain.User{}, fmt.Errorf("get user: %w", domain.ErrNotFound)
+	}
+	return u, nil
+}
+
+// GetByApple implements ports.UserStore.
+func (s *Users) GetByApple(_ context.Context, issuer, subject string) (domain.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range s.byID {
+		if u.AppleIssuer == issuer && u.AppleSubject == subject {
+			return u, nil
+		}
+	}
+	return domain.User{}, fmt.Errorf("get user by apple subject: %w", domain.ErrNotFound)
+}
+
+// Save implements ports.UserStore.
+func (s *Users) Save(_ context.Context, u domain.User) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.byID[u.ID]
+	if !ok {
+		return fmt.Errorf("save user: %w", domain.ErrNotFound)
+	}
+	u.AppleIssuer, u.AppleSubject, u.CreatedAt = old.AppleIssuer, old.AppleSubject, old.CreatedAt
+	s.byID[u.ID] = u
+	return nil
+}

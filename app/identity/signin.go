@@ -1,0 +1,143 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/betterkey/backend/domain"
+)
+
+// Input limits keep hostile requests cheap; real values are far smaller.
+const (
+	maxIdentityToken = 16 << 10
+	maxNonce         = 256
+	maxInstallID     = 128
+	maxDeviceName    = 128
+)
+
+// IssueNonce creates a single-use sign-in nonce and returns its raw value, which exists only in
+// the response.
+func (s *Service) IssueNonce(ctx context.Context) (domain.Secret, time.Time, error) {
+	raw := domain.NewOpaqueToken()
+	exp := s.now().Add(domain.NonceTTL)
+	if err := s.d.Nonces.Put(ctx, domain.Nonce{Hash: domain.HashToken(raw.Reveal()), ExpiresAt: exp}); err != nil {
+		return domain.Secret{}, time.Time{}, fmt.Errorf("store nonce: %w", err)
+	}
+	return raw, exp, nil
+}
+
+// SignInInput is a Sign in with Apple request from the app.
+type SignInInput struct {
+	IdentityToken     domain.Secret
+	Nonce             domain.Secret
+	AuthorizationCode domain.Secret
+	InstallID         string
+	Device            string
+	DeviceName        string
+}
+
+func (in SignInInput) validate() (domain.Device, error) {
+	switch {
+	case in.IdentityToken.Empty():
+		return "", domain.Invalid("identity_token", "is required")
+	case in.IdentityToken.Len() > maxIdentityToken:
+		return "", fmt.Errorf("identity token of %d bytes: %w", in.IdentityToken.Len(), domain.ErrInvalidIdentityToken)
+	case in.Nonce.Empty():
+		return "", fmt.Errorf("no nonce: %w", domain.ErrInvalidNonce)
+	case in.Nonce.Len() > maxNonce:
+		return "", fmt.Errorf("nonce of %d bytes: %w", in.Nonce.Len(), domain.ErrInvalidNonce)
+	case in.InstallID == "" || len(in.InstallID) > maxInstallID:
+		return "", domain.Invalid("install_id", "is required and at most 128 characters")
+	case len(in.DeviceName) > maxDeviceName:
+		return "", domain.Invalid("device_name", "is at most 128 characters")
+	}
+	return domain.ParseDevice(in.Device)
+}
+
+// SignIn verifies an Apple identity token against a server-issued nonce and starts a session for
+// this install. Every check runs before anything is written; a failed check creates nothing, and
+// the nonce is consumed only by a token that passed every other check.
+func (s *Service) SignIn(ctx context.Context, in SignInInput) (Tokens, error) {
+	device, err := in.validate()
+	if err != nil {
+		return Tokens{}, err
+	}
+	id, err := s.d.Apple.Verify(ctx, in.IdentityToken.Reveal())
+	if err != nil {
+		return Tokens{}, fmt.Errorf("verify identity token: %w", err)
+	}
+	if id.NonceHash == "" || !domain.NonceMatches(id.NonceHash, in.Nonce.Reveal()) {
+		return Tokens{}, fmt.Errorf("nonce does not match the token: %w", domain.ErrInvalidNonce)
+	}
+	now := s.now()
+	if err := s.d.Nonces.Consume(ctx, domain.HashToken(in.Nonce.Reveal()), now); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return Tokens{}, fmt.Errorf("consume nonce: %w", domain.ErrInvalidNonce)
+		}
+		return Tokens{}, fmt.Errorf("consume nonce: %w", err)
+	}
+	user, err := s.findOrCreateUser(ctx, id, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if err := s.endInstallSessions(ctx, user.ID, in.InstallID, device, now); err != nil {
+		return Tokens{}, err
+	}
+	refresh := domain.NewOpaqueToken()
+	sess := domain.NewSession(user.ID, in.InstallID, device, in.DeviceName, domain.HashToken(refresh.Reveal()), now, s.cfg.Lifetimes)
+	if err := s.d.Sessions.Create(ctx, sess); err != nil {
+		return Tokens{}, fmt.Errorf("create session: %w", err)
+	}
+	return s.issue(sess, refresh, now)
+}
+
+// findOrCreateUser tolerates two first sign-ins of one Apple account racing: the loser of the
+// insert reads the winner's row.
+func (s *Service) findOrCreateUser(ctx context.Context, id domain.AppleIdentity, now time.Time) (domain.User, error) {
+	u, err := s.d.Users.GetByApple(ctx, id.Issuer, id.Subject)
+	switch {
+	case err == nil:
+		if id.Email != "" && (u.Email != id.Email || u.IsPrivateEmail != id.IsPrivateEmail || u.EmailVerified != id.EmailVerified) {
+			u.Refresh(id, now)
+			if err := s.d.Users.Save(ctx, u); err != nil {
+				return domain.User{}, fmt.Errorf("update user: %w", err)
+			}
+		}
+		return u, nil
+	case !errors.Is(err, domain.ErrNotFound):
+		return domain.User{}, fmt.Errorf("find user: %w", err)
+	}
+	u = domain.NewUser(id, now)
+	if err := s.d.Users.Create(ctx, u); err != nil {
+		if !errors.Is(err, domain.ErrConflict) {
+			return domain.User{}, fmt.Errorf("create user: %w", err)
+		}
+		if u, err = s.d.Users.GetByApple(ctx, id.Issuer, id.Subject); err != nil {
+			return domain.User{}, fmt.Errorf("find user after conflict: %w", err)
+		}
+	}
+	return u, nil
+}
+
+// endInstallSessions revokes the earlier sessions of the same install and device: a session is
+// per install, so signing in again replaces it instead of piling up live refresh tokens.
+func (s *Service) endInstallSessions(ctx context.Context, user domain.UserID, install string, device domain.Device, now time.Time) error {
+	list, err := s.d.Sessions.ListByUser(ctx, user)
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	for _, old := range list {
+		if old.RevokedAt != nil || old.InstallID != install || old.Device != device {
+			continue
+		}
+		if _, err := s.d.Sessions.Update(ctx, old.ID, func(x *domain.Session) error {
+			x.Revoke(now, domain.RevokeNewSignIn)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("replace session: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/betterkey/backend/domain"
+)
+
+// UserStore keeps accounts. Implementations are safe for concurrent use.
+type UserStore interface {
+	// Create stores a new user; it returns domain.ErrConflict when a user with the same Apple
+	// issuer and subject (or id) already exists.
+	Create(ctx context.Context, u domain.User) error
+	// Get returns domain.ErrNotFound when no user has the id.
+	Get(ctx context.Context, id domain.UserID) (domain.User, error)
+	// GetByApple returns domain.ErrNotFound when no user has the Apple issuer and subject.
+	GetByApple(ctx context.Context, issuer, subject string) (domain.User, error)
+	// Save overwrites the profile fields of an existing user; domain.ErrNotFound if it is gone.
+	Save(ctx context.Context, u domain.User) error
+}
+
+// SessionStore keeps app sessions and the hashes of every refresh token they ever had, so a
+// replayed, rotated token is recognised. Implementations are safe for concurrent use.
+type SessionStore interface {
+	// Create stores a new session; domain.ErrConflict if the id or refresh hash exists.
+	Create(ctx context.Context, s domain.Session) error
+	// Get returns domain.ErrNotFound when the session does not exist.
+	Get(ctx context.Context, id domain.SessionID) (domain.Session, error)
+	// ListByUser returns the user's sessions, newest first, revoked ones included.
+	ListByUser(ctx context.Context, user domain.UserID) ([]domain.Session, error)
+	// FindByRefresh returns the id of the session whose current or any earlier refresh token has
+	// the hash; domain.ErrNotFound when none has.
+	FindByRefresh(ctx context.Context, h domain.TokenHash) (domain.SessionID, error)
+	// Update runs fn on the session with its row locked against concurrent updates (across
+	// processes) and saves the result when fn returns nil; when fn returns an error nothing is
+	// written and that error is returned. A replaced refresh hash is remembered for FindByRefresh.
+	// It returns domain.ErrNotFound when the session does not exist.
+	Update(ctx context.Context, id domain.SessionID, fn func(*domain.Session) error) (domain.Session, error)
+	// RevokeAllForUser revokes every active session of the user and reports how many it revoked.
+	RevokeAllForUser(ctx context.Context, user domain.UserID, now time.Time, reason string) (int, error)
+}
+
+// NonceStore keeps sign-in nonces by hash until they are consumed or expire.
+type NonceStore interface {
+	// Put stores a nonce; domain.ErrConflict if the hash exists.
+	Put(ctx context.Context, n domain.Nonce) error
+	// Consume deletes the nonce atomically and returns domain.ErrNotFound when it does not exist,
+	// was consumed already, or expired at now. Of two concurrent calls at most one succeeds.
+	Consume(ctx context.Context, h domain.TokenHash, now time.Time) error
+	// DeleteExpired removes nonces that expired before now and reports how many.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+}
+
+// AppleVerifier checks Apple identity tokens: RS256 with a key from Apple's JWKS, issuer and
+// audience allowlists, expiry with a small leeway, and a non-empty subject. It does not check the
+// nonce; the use case does, because it owns the nonce store.
+type AppleVerifier interface {
+	// Verify returns the proven identity, domain.ErrInvalidIdentityToken (wrapped) for any token
+	// that fails a check, or an unavailable error when Apple's keys cannot be had at all.
+	Verify(ctx context.Context, identityToken string) (domain.AppleIdentity, error)
+}
+
+// AccessClaims is what a BetterKey access token asserts.
+type AccessClaims struct {
+	UserID    domain.UserID
+	SessionID domain.SessionID
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// AccessTokens issues and verifies the short-lived signed access tokens of app sessions.
+type AccessTokens interface {
+	// Issue signs claims into a token.
+	Issue(c AccessClaims) (domain.Secret, error)
+	// Verify checks signature, algorithm, issuer, audience and expiry; it returns
+	// domain.ErrAccessTokenExpired for an expired but otherwise valid token and
+	// domain.ErrInvalidAccessToken for everything else.
+	Verify(token string, now time.Time) (AccessClaims, error)
+}
