@@ -1,0 +1,308 @@
+// Package config reads the BETTERKEY_* environment once, validates it against the environment's
+// rules (SPEC §9, §12) and prints it with every secret masked. Only main calls Load; everything
+// else receives the sub-configs it needs.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/betterkey/backend/domain"
+)
+
+// Env is the deployment environment; it decides which shortcuts are allowed.
+type Env string
+
+// The environments BETTERKEY_ENV accepts.
+const (
+	Development Env = "development"
+	Staging     Env = "staging"
+	Production  Env = "production"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	Env       Env
+	HTTPAddr  string
+	AdminAddr string
+	LogLevel  string
+	LogFormat string // text or json
+
+	DatabaseURL domain.Secret // may carry a password
+	// Simulators mounts the built-in Apple (and later Smartcar) simulators under /sim/ and points
+	// unset upstream URLs at them. Development only.
+	Simulators bool
+
+	AppleIssuers        []string
+	AppleJWKSURL        string
+	AppleTokenURL       string
+	AppleAudiences      []string
+	DevSkipAppleVerify  bool
+	SessionSigningKey   domain.Secret
+	SessionIdleTTL      time.Duration
+	SessionAbsoluteTTL  time.Duration
+	AccessTokenTTL      time.Duration
+	AdminTokens         []domain.Secret
+	KeyringFile         string
+	MaxBodyBytes        int64
+	TLSCertFile         string
+	TLSKeyFile          string
+	TrustForwardedProto bool
+	ShutdownGracePeriod time.Duration
+	generatedSigningKey bool
+}
+
+// Getenv reads one variable; main passes os.Getenv and tests pass a map lookup.
+type Getenv func(string) string
+
+// Load reads and validates the configuration. genKey supplies a signing key when development
+// runs without one; it is a parameter so the package has no hidden randomness.
+func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
+	r := reader{get: getenv}
+	c := Config{
+		Env:                 Env(r.str("ENV", string(Development))),
+		HTTPAddr:            r.str("HTTP_ADDR", "127.0.0.1:8080"),
+		AdminAddr:           r.str("ADMIN_ADDR", "127.0.0.1:8081"),
+		LogLevel:            r.str("LOG_LEVEL", "info"),
+		LogFormat:           r.str("LOG_FORMAT", ""),
+		DatabaseURL:         domain.NewSecret(r.str("DATABASE_URL", "")),
+		AppleIssuers:        r.list("APPLE_ISSUER", []string{"https://appleid.apple.com"}),
+		AppleJWKSURL:        r.str("APPLE_JWKS_URL", ""),
+		AppleTokenURL:       r.str("APPLE_TOKEN_URL", ""),
+		AppleAudiences:      r.list("APPLE_AUDIENCES", nil),
+		DevSkipAppleVerify:  r.boolean("DEV_SKIP_APPLE_VERIFY", false),
+		SessionSigningKey:   domain.NewSecret(r.str("SESSION_SIGNING_KEY", "")),
+		SessionIdleTTL:      r.duration("SESSION_IDLE_TTL", 30*24*time.Hour),
+		SessionAbsoluteTTL:  r.duration("SESSION_ABSOLUTE_TTL", 90*24*time.Hour),
+		AccessTokenTTL:      r.duration("ACCESS_TOKEN_TTL", 15*time.Minute),
+		KeyringFile:         r.str("KEYRING_FILE", ""),
+		MaxBodyBytes:        int64(r.integer("MAX_BODY_BYTES", 64<<10)),
+		TLSCertFile:         r.str("TLS_CERT_FILE", ""),
+		TLSKeyFile:          r.str("TLS_KEY_FILE", ""),
+		TrustForwardedProto: r.boolean("TRUST_FORWARDED_PROTO", false),
+		ShutdownGracePeriod: r.duration("SHUTDOWN_GRACE_PERIOD", 20*time.Second),
+	}
+	for _, t := range r.list("ADMIN_TOKENS", nil) {
+		c.AdminTokens = append(c.AdminTokens, domain.NewSecret(t))
+	}
+	c.Simulators = r.boolean("SIMULATORS", c.Env == Development)
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	c.applyDevelopmentDefaults(genKey)
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// applyDevelopmentDefaults fills what a newcomer's first run needs and nothing else: a local file
+// database, the simulators' URLs, the simulator's audiences and a throwaway signing key.
+func (c *Config) applyDevelopmentDefaults(genKey func() domain.Secret) {
+	if c.Env != Development {
+		return
+	}
+	if c.DatabaseURL.Empty() {
+		c.DatabaseURL = domain.NewSecret("file:.betterkey/betterkey.db")
+	}
+	if c.KeyringFile == "" {
+		c.KeyringFile = ".betterkey/keyring.json"
+	}
+	if c.Simulators && c.AppleJWKSURL == "" {
+		base := "http://" + c.HTTPAddr + "/sim/apple"
+		c.AppleJWKSURL, c.AppleTokenURL = base+"/auth/keys", base+"/auth/token"
+	}
+	if len(c.AppleAudiences) == 0 {
+		c.AppleAudiences = []string{"com.betterkey.app", "com.betterkey.app.watchkitapp"}
+	}
+	if c.SessionSigningKey.Empty() && genKey != nil {
+		c.SessionSigningKey = genKey()
+		c.generatedSigningKey = true
+	}
+}
+
+// Validate enforces the rules that keep staging and production fail-closed.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch c.Env {
+	case Development, Staging, Production:
+	default:
+		add("BETTERKEY_ENV must be development, staging or production")
+	}
+	for name, addr := range map[string]string{"BETTERKEY_HTTP_ADDR": c.HTTPAddr, "BETTERKEY_ADMIN_ADDR": c.AdminAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add("%s must be host:port", name)
+		}
+	}
+	if c.DatabaseURL.Empty() {
+		add("BETTERKEY_DATABASE_URL is required")
+	}
+	if c.AppleJWKSURL == "" {
+		add("BETTERKEY_APPLE_JWKS_URL is required")
+	} else if u, err := url.Parse(c.AppleJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		add("BETTERKEY_APPLE_JWKS_URL must be an absolute http(s) URL")
+	}
+	if len(c.AppleAudiences) == 0 {
+		add("BETTERKEY_APPLE_AUDIENCES is required")
+	}
+	if c.SessionSigningKey.Len() < 32 {
+		add("BETTERKEY_SESSION_SIGNING_KEY is required: at least 32 random bytes in base64")
+	}
+	if c.AccessTokenTTL <= 0 || c.AccessTokenTTL > time.Hour {
+		add("BETTERKEY_ACCESS_TOKEN_TTL must be between 0 and 1h")
+	}
+	if c.SessionIdleTTL <= 0 || c.SessionAbsoluteTTL < c.SessionIdleTTL {
+		add("BETTERKEY_SESSION_IDLE_TTL must be positive and not above BETTERKEY_SESSION_ABSOLUTE_TTL")
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 8<<20 {
+		add("BETTERKEY_MAX_BODY_BYTES must be between 1 KiB and 8 MiB")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		add("BETTERKEY_TLS_CERT_FILE and BETTERKEY_TLS_KEY_FILE go together")
+	}
+	for _, t := range c.AdminTokens {
+		if t.Len() < 32 {
+			add("every BETTERKEY_ADMIN_TOKENS entry must be at least 32 characters")
+			break
+		}
+	}
+	if c.Env != Development {
+		errs = append(errs, c.validateDeployed()...)
+	}
+	return errors.Join(errs...)
+}
+
+// validateDeployed lists what staging and production refuse.
+func (c Config) validateDeployed() []error {
+	var errs []error
+	add := func(msg string) { errs = append(errs, errors.New(msg)) }
+	if c.DevSkipAppleVerify {
+		add("BETTERKEY_DEV_SKIP_APPLE_VERIFY is refused outside development")
+	}
+	if c.Simulators {
+		add("BETTERKEY_SIMULATORS is refused outside development")
+	}
+	if c.KeyringFile != "" {
+		add("the local keyring (BETTERKEY_KEYRING_FILE) is refused outside development; use Vault transit")
+	}
+	if !strings.HasPrefix(c.DatabaseURL.Reveal(), "postgres://") && !strings.HasPrefix(c.DatabaseURL.Reveal(), "postgresql://") {
+		add("BETTERKEY_DATABASE_URL must be a postgres:// URL outside development")
+	}
+	if u, err := url.Parse(c.AppleJWKSURL); err == nil && u.Scheme != "https" {
+		add("BETTERKEY_APPLE_JWKS_URL must be https outside development")
+	}
+	if c.TLSCertFile == "" && !c.TrustForwardedProto {
+		add("plain HTTP is refused outside development: set BETTERKEY_TLS_CERT_FILE/KEY_FILE or BETTERKEY_TRUST_FORWARDED_PROTO behind a TLS proxy")
+	}
+	return errs
+}
+
+// GeneratedSigningKey reports whether development made up a signing key, so main can say that
+// sessions will not survive a restart.
+func (c Config) GeneratedSigningKey() bool { return c.generatedSigningKey }
+
+// Secure reports whether requests must arrive over HTTPS.
+func (c Config) Secure() bool { return c.Env != Development }
+
+// String prints the configuration with every secret masked; main logs it at startup.
+func (c Config) String() string {
+	var b strings.Builder
+	line := func(k string, v any) { fmt.Fprintf(&b, "%s=%v\n", k, v) }
+	line("BETTERKEY_ENV", c.Env)
+	line("BETTERKEY_HTTP_ADDR", c.HTTPAddr)
+	line("BETTERKEY_ADMIN_ADDR", c.AdminAddr)
+	line("BETTERKEY_DATABASE_URL", maskURL(c.DatabaseURL))
+	line("BETTERKEY_SIMULATORS", c.Simulators)
+	line("BETTERKEY_APPLE_ISSUER", strings.Join(c.AppleIssuers, ","))
+	line("BETTERKEY_APPLE_JWKS_URL", c.AppleJWKSURL)
+	line("BETTERKEY_APPLE_AUDIENCES", strings.Join(c.AppleAudiences, ","))
+	line("BETTERKEY_DEV_SKIP_APPLE_VERIFY", c.DevSkipAppleVerify)
+	line("BETTERKEY_SESSION_SIGNING_KEY", c.SessionSigningKey)
+	line("BETTERKEY_ADMIN_TOKENS", fmt.Sprintf("%d configured", len(c.AdminTokens)))
+	line("BETTERKEY_KEYRING_FILE", c.KeyringFile)
+	return b.String()
+}
+
+// maskURL keeps scheme, host and path of a database URL and drops credentials and query.
+func maskURL(s domain.Secret) string {
+	u, err := url.Parse(s.Reveal())
+	if err != nil || u.Scheme == "" {
+		return "[REDACTED]"
+	}
+	if u.Scheme == "file" || u.Scheme == "sqlite" {
+		return u.Scheme + ":" + u.Opaque + u.Path
+	}
+	return u.Scheme + "://" + u.Host + u.Path
+}
+
+type reader struct {
+	get Getenv
+	err error
+}
+
+func (r *reader) str(key, def string) string {
+	if v := strings.TrimSpace(r.get("BETTERKEY_" + key)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) list(key string, def []string) []string {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	var out []string
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *reader) boolean(key string, def bool) bool {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(key, "a boolean")
+	}
+	return b
+}
+
+func (r *reader) duration(key string, def time.Duration) time.Duration {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.fail(key, "a duration such as 15m or 720h")
+	}
+	return d
+}
+
+func (r *reader) integer(key string, def int) int {
+	v := r.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		r.fail(key, "an integer")
+	}
+	return n
+}
+
+func (r *reader) fail(key, want string) {
+	r.err = errors.Join(r.err, fmt.Errorf("BETTERKEY_%s must be %s", key, want))
+}

@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/betterkey/backend/domain"
+)
+
+const requestIDKey = "request_id"
+
+// withRequestID adopts a well-formed incoming X-Request-Id (so a trace spans the proxy) or makes one.
+func withRequestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !saneRequestID(id) {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func saneRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// recoverPanics turns a panic into a 500 problem; the panic value is logged, the body never.
+func (a *api) recoverPanics(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			a.fail(c, fmt.Errorf("panic: %v", v))
+		}
+	}()
+	c.Next()
+}
+
+// accessLog records one line per request: route, status, latency and request id. Headers, query
+// strings and bodies are never logged; they carry tokens, codes and nonces.
+func (a *api) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	elapsed := time.Since(start)
+	status := c.Writer.Status()
+	a.metrics.observe(c.Request.Method, route, status, elapsed)
+	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
+		slog.String("request_id", requestID(c)), slog.String("method", c.Request.Method),
+		slog.String("route", route), slog.Int("status", status), slog.Duration("duration", elapsed))
+}
+
+// limitBody caps every request body; an honest Content-Length over the cap is refused before a
+// byte is read, and a lying one fails while decoding.
+func (a *api) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > a.opts.MaxBodyBytes {
+		a.fail(c, domain.ErrTooLarge)
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.opts.MaxBodyBytes)
+	c.Next()
+}
+
+// secureTransport refuses plain HTTP outside development (SPEC §8) and sets HSTS and no-store on
+// every response: responses carry tokens and must not be cached.
+func (a *api) secureTransport(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Content-Type-Options", "nosniff")
+	if !a.opts.RequireHTTPS {
+		c.Next()
+		return
+	}
+	https := c.Request.TLS != nil || (a.opts.TrustForwardedProto && c.GetHeader("X-Forwarded-Proto") == "https")
+	if !https {
+		writeProblem(c, Problem{Type: "https://betterkey.app/problems/HTTPS_REQUIRED", Title: "HTTPS Required",
+			Status: http.StatusForbidden, Detail: "use https", Code: "HTTPS_REQUIRED", RequestID: requestID(c)})
+		return
+	}
+	c.Header("Strict-Transport-Security", "max-age="+strconv.Itoa(2*365*24*3600)+"; includeSubDomains")
+	c.Next()
+}
+
+// decodeError classifies a JSON decoding failure: too large, or malformed.
+func decodeError(err error) error {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return domain.ErrTooLarge
+	}
+	return fmt.Errorf("decode body: %w", domain.ErrInvalidRequest)
+}

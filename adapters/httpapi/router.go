@@ -1,0 +1,86 @@
+// Package httpapi is the REST transport for the mobile app (SPEC §11), built on Gin. Handlers
+// decode, call one use case and encode; every error goes through one problem+json mapping table.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/betterkey/backend/app/identity"
+)
+
+// Options tune the transport.
+type Options struct {
+	MaxBodyBytes        int64
+	RequireHTTPS        bool
+	TrustForwardedProto bool
+}
+
+// Deps are the use cases and probes the routes call.
+type Deps struct {
+	Identity *identity.Service
+	// Ready reports whether the database and encryption are usable; /readyz calls it.
+	Ready    func(ctx context.Context) error
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+}
+
+type api struct {
+	Deps
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New builds the Gin engine with every v1 route.
+func New(d Deps, opts Options) (*gin.Engine, error) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 64 << 10
+	}
+	m, err := newMetrics(d.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a := &api{Deps: d, opts: opts, log: d.Log, metrics: m}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.secureTransport, a.limitBody)
+	r.NoRoute(func(c *gin.Context) { a.fail(c, errRouteNotFound) })
+	r.NoMethod(func(c *gin.Context) { a.fail(c, errMethodNotAllowed) })
+
+	r.GET("/healthz", a.healthz)
+	r.GET("/readyz", a.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+
+	v1 := r.Group("/v1")
+	v1.POST("/auth/nonce", a.issueNonce)
+	v1.POST("/auth/apple", a.signIn)
+	v1.POST("/auth/refresh", a.refresh)
+
+	authed := v1.Group("", a.requireSession)
+	authed.POST("/auth/signout", a.signOut)
+	authed.GET("/me", a.me)
+	authed.GET("/me/sessions", a.listSessions)
+	authed.DELETE("/me/sessions/:id", a.revokeSession)
+	return r, nil
+}
+
+func (a *api) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+func (a *api) readyz(c *gin.Context) {
+	if a.Ready != nil {
+		if err := a.Ready(c.Request.Context()); err != nil {
+			a.log.WarnContext(c.Request.Context(), "not ready", slog.String("error", err.Error()))
+			a.fail(c, errNotReady)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}

@@ -1,0 +1,116 @@
+package sessiontoken_test
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/betterkey/backend/adapters/sessiontoken"
+	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/ports"
+)
+
+func newSigner(t testing.TB) *sessiontoken.Signer {
+	t.Helper()
+	s, err := sessiontoken.New(sessiontoken.Config{SigningKey: sessiontoken.GenerateKey(), Issuer: "betterkey", Audience: "betterkey-app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func claimsAt(now time.Time) ports.AccessClaims {
+	return ports.AccessClaims{UserID: domain.NewUserID(), SessionID: domain.NewSessionID(), IssuedAt: now, ExpiresAt: now.Add(15 * time.Minute)}
+}
+
+func TestRoundTrip(t *testing.T) {
+	s := newSigner(t)
+	now := time.Now().Truncate(time.Second)
+	c := claimsAt(now)
+	tok, err := s.Issue(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Verify(tok.Reveal(), now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.UserID != c.UserID || got.SessionID != c.SessionID || !got.ExpiresAt.Equal(c.ExpiresAt) {
+		t.Fatalf("got %+v, want %+v", got, c)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	s := newSigner(t)
+	other := newSigner(t)
+	now := time.Now()
+	good, _ := s.Issue(claimsAt(now))
+	foreign, _ := other.Issue(claimsAt(now))
+
+	hs := jwt.NewWithClaims(jwt.SigningMethodHS384, jwt.MapClaims{"iss": "betterkey", "aud": "betterkey-app", "sub": string(domain.NewUserID()), "sid": string(domain.NewSessionID()), "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()})
+	hs.Header["typ"] = "at+jwt"
+	hsTok, _ := hs.SignedString([]byte("secret"))
+	none := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "x"})
+	noneTok, _ := none.SignedString(jwt.UnsafeAllowNoneSignatureType)
+
+	_, priv, _ := ed25519.GenerateKey(nil)
+	eddsa := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "betterkey", "aud": "betterkey-app", "sub": string(domain.NewUserID()), "sid": string(domain.NewSessionID()), "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()})
+	eddsa.Header["typ"] = "at+jwt"
+	eddsaTok, _ := eddsa.SignedString(priv)
+	wrongTyp := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "betterkey", "aud": "betterkey-app", "sub": string(domain.NewUserID()), "sid": string(domain.NewSessionID()), "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()})
+	wrongTypTok, _ := wrongTyp.SignedString([]byte("secret"))
+
+	flipped := []byte(good.Reveal())
+	flipped[len(flipped)-3] ^= 1
+
+	cases := map[string]struct {
+		token string
+		at    time.Time
+		want  error
+	}{
+		"expired":          {good.Reveal(), now.Add(16 * time.Minute), domain.ErrAccessTokenExpired},
+		"other key":        {foreign.Reveal(), now, domain.ErrInvalidAccessToken},
+		"hs384":            {hsTok, now, domain.ErrInvalidAccessToken},
+		"eddsa":            {eddsaTok, now, domain.ErrInvalidAccessToken},
+		"alg none":         {noneTok, now, domain.ErrInvalidAccessToken},
+		"wrong typ":        {wrongTypTok, now, domain.ErrInvalidAccessToken},
+		"flipped":          {string(flipped), now, domain.ErrInvalidAccessToken},
+		"garbage":          {"not.a.jwt", now, domain.ErrInvalidAccessToken},
+		"empty":            {"", now, domain.ErrInvalidAccessToken},
+		"huge":             {strings.Repeat("a", 1<<20), now, domain.ErrInvalidAccessToken},
+		"issued in future": {good.Reveal(), now.Add(-time.Minute), domain.ErrInvalidAccessToken},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := s.Verify(tc.token, tc.at); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBadKeyConfig(t *testing.T) {
+	for _, k := range []string{"", "short", strings.Repeat("A", 200), "not base64 at all but long enough to pass a length check!!"} {
+		if _, err := sessiontoken.New(sessiontoken.Config{SigningKey: domain.NewSecret(k), Issuer: "i", Audience: "a"}); err == nil {
+			t.Errorf("key %q accepted", k)
+		} else if strings.Contains(err.Error(), k) && k != "" {
+			t.Errorf("error leaks the key: %v", err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	s := newSigner(b)
+	now := time.Now()
+	tok, _ := s.Issue(claimsAt(now))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Verify(tok.Reveal(), now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
