@@ -210,10 +210,20 @@ func (c Config) GeneratedSigningKey() bool { return c.generatedSigningKey }
 // Secure reports whether requests must arrive over HTTPS.
 func (c Config) Secure() bool { return c.Env != Development }
 
-// String prints the configuration with every secret masked; main logs it at startup.
+// String prints the configuration with every secret masked, one NAME=value per line.
 func (c Config) String() string {
 	var b strings.Builder
-	line := func(k string, v any) { fmt.Fprintf(&b, "%s=%v\n", k, v) }
+	for _, kv := range c.Fields() {
+		fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
+	}
+	return b.String()
+}
+
+// Fields lists the configuration as name/value pairs with every secret masked; main logs them at
+// startup so an operator sees what is in effect.
+func (c Config) Fields() [][2]string {
+	var out [][2]string
+	line := func(k string, v any) { out = append(out, [2]string{k, fmt.Sprint(v)}) }
 	line("BETTERKEY_ENV", c.Env)
 	line("BETTERKEY_HTTP_ADDR", c.HTTPAddr)
 	line("BETTERKEY_ADMIN_ADDR", c.AdminAddr)
@@ -226,7 +236,7 @@ func (c Config) String() string {
 	line("BETTERKEY_SESSION_SIGNING_KEY", c.SessionSigningKey)
 	line("BETTERKEY_ADMIN_TOKENS", fmt.Sprintf("%d configured", len(c.AdminTokens)))
 	line("BETTERKEY_KEYRING_FILE", c.KeyringFile)
-	return b.String()
+	return out
 }
 
 // maskURL keeps scheme, host and path of a database URL and drops credentials and query.

@@ -66,9 +66,12 @@ func (a *api) accessLog(c *gin.Context) {
 	elapsed := time.Since(start)
 	status := c.Writer.Status()
 	a.metrics.observe(c.Request.Method, route, status, elapsed)
-	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
-		slog.String("request_id", requestID(c)), slog.String("method", c.Request.Method),
-		slog.String("route", route), slog.Int("status", status), slog.Duration("duration", elapsed))
+	attrs := []slog.Attr{slog.String("request_id", requestID(c)), slog.String("method", c.Request.Method),
+		slog.String("route", route), slog.Int("status", status), slog.Duration("duration", elapsed)}
+	if code := c.GetString(errorCodeKey); code != "" {
+		attrs = append(attrs, slog.String("code", code))
+	}
+	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request", attrs...)
 }
 
 // limitBody caps every request body; an honest Content-Length over the cap is refused before a

@@ -39,6 +39,9 @@ type Problem struct {
 	CommandID         string `json:"command_id,omitempty"`
 }
 
+// errorCodeKey carries the problem code to the access log, so a log line says which check failed.
+const errorCodeKey = "error_code"
+
 // internalProblem is what every unclassified error becomes: nothing of its text leaves the server.
 var internalProblem = domain.Error{Kind: domain.KindInternal, Code: "INTERNAL", Msg: "internal error"}
 
@@ -71,6 +74,7 @@ func (a *api) fail(c *gin.Context, err error) {
 }
 
 func writeProblem(c *gin.Context, p Problem) {
+	c.Set(errorCodeKey, p.Code)
 	if p.Status == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="betterkey"`)
 	}

@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/betterkey/backend/adapters/config"
+)
+
+// Admin is the internal-tools handler (Connect RPC) and the path prefix it serves.
+type Admin struct {
+	Path    string
+	Handler http.Handler
+}
+
+// Servers are the running listeners; Addr fields are the bound addresses, which differ from the
+// configured ones when a test asks for port 0.
+type Servers struct {
+	HTTPAddr  string
+	AdminAddr string
+}
+
+// Every server has limits: slow clients cannot hold connections, and a long-poll (≤ 20 s) still
+// fits in the write timeout.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 35 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 32 << 10
+)
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true) // h2c, so gRPC clients reach the Connect handlers without TLS locally
+	p.SetHTTP2(true)
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout,
+		IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes, Protocols: p,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// newServers binds the public and admin listeners at start and drains them at stop. When both
+// addresses are equal the Connect handler is mounted beside the REST routes on one listener.
+func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST, admin Admin, sims *Simulators) *Servers {
+	public := http.NewServeMux()
+	public.Handle("/", rest)
+	if sims.Apple != nil {
+		public.Handle("/sim/apple/", http.StripPrefix("/sim/apple", sims.Apple.Handler()))
+	}
+	shared := cfg.AdminAddr == cfg.HTTPAddr
+	if shared {
+		public.Handle(admin.Path, admin.Handler)
+	}
+	out := &Servers{}
+	specs := []struct {
+		name string
+		addr string
+		h    http.Handler
+		dst  *string
+	}{{"http", cfg.HTTPAddr, public, &out.HTTPAddr}}
+	if !shared {
+		adminMux := http.NewServeMux()
+		adminMux.Handle(admin.Path, admin.Handler)
+		specs = append(specs, struct {
+			name string
+			addr string
+			h    http.Handler
+			dst  *string
+		}{"admin", cfg.AdminAddr, adminMux, &out.AdminAddr})
+	}
+	for _, s := range specs {
+		srv := newHTTPServer(s.h, log)
+		lc.Append(fx.Hook{
+			OnStart: func(ctx context.Context) error {
+				ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr)
+				if err != nil {
+					return fmt.Errorf("listen %s on %s: %w", s.name, s.addr, err)
+				}
+				*s.dst = ln.Addr().String()
+				log.Info("listening", slog.String("server", s.name), slog.String("addr", *s.dst))
+				go func() {
+					if err := serve(srv, ln, cfg); err != nil && !errors.Is(err, http.ErrServerClosed) {
+						log.Error("server stopped", slog.String("server", s.name), slog.String("error", err.Error()))
+					}
+				}()
+				return nil
+			},
+			OnStop: func(ctx context.Context) error {
+				ctx, cancel := context.WithTimeout(ctx, cfg.ShutdownGracePeriod)
+				defer cancel()
+				return srv.Shutdown(ctx)
+			},
+		})
+	}
+	if shared {
+		out.AdminAddr = "" // filled with HTTPAddr once bound; see AdminURL
+	}
+	return out
+}
+
+func serve(srv *http.Server, ln net.Listener, cfg config.Config) error {
+	if cfg.TLSCertFile != "" {
+		return srv.ServeTLS(ln, cfg.TLSCertFile, cfg.TLSKeyFile)
+	}
+	return srv.Serve(ln)
+}
+
+// AdminURL is the base URL of the Connect server.
+func (s *Servers) AdminURL() string {
+	if s.AdminAddr == "" {
+		return "http://" + s.HTTPAddr
+	}
+	return "http://" + s.AdminAddr
+}
+
+// HTTPURL is the base URL of the REST server.
+func (s *Servers) HTTPURL() string { return "http://" + s.HTTPAddr }

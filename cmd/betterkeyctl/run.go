@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/betterkey/backend/adapters/connectapi"
+	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
+	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
+)
+
+// errUsage marks a malformed command line; main exits 2 for it, as flag does.
+var errUsage = errors.New("usage")
+
+const usageText = `usage: betterkeyctl [flags] <command> [args]
+
+commands:
+  user get <user-id>                    show an account
+  user get-by-apple <issuer> <subject>  show the account of an Apple identity
+  sessions list <user-id>               list an account's sessions, newest first
+  sessions revoke-all <user-id>         revoke every active session of an account
+  sessions revoke <user-id> <session-id> revoke one session of an account
+
+The admin token is read from the environment variable named by -token-env.
+
+flags:
+`
+
+// options are the global flags.
+type options struct {
+	addr      string
+	tokenEnv  string
+	output    string
+	protocol  string
+	timeout   time.Duration
+	plaintext bool
+}
+
+// run is the whole CLI behind main, callable from tests: parse, build a client, run one command.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("betterkeyctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.addr, "addr", "http://127.0.0.1:8081", "admin API base URL (BETTERKEY_ADMIN_ADDR of the server)")
+	fs.StringVar(&o.tokenEnv, "token-env", "BETTERKEY_ADMIN_TOKEN", "name of the environment variable holding the admin token")
+	fs.StringVar(&o.output, "o", "text", "output format: text or json")
+	fs.StringVar(&o.protocol, "protocol", "connect", "wire protocol: connect, grpc or grpcweb")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "deadline for the whole command")
+	fs.BoolVar(&o.plaintext, "allow-plaintext", false, "allow http:// to a non-loopback host (sends the token unencrypted)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if o.output != "text" && o.output != "json" {
+		return fmt.Errorf("%w: -o must be text or json", errUsage)
+	}
+	cmd, err := command(fs.Args())
+	if err != nil {
+		fs.Usage()
+		return err
+	}
+	client, err := newClient(o)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	out := printer{w: stdout, json: o.output == "json"}
+	if err := cmd(ctx, client, out); err != nil {
+		return describe(strings.Join(fs.Args()[:min(2, fs.NArg())], " "), err)
+	}
+	return nil
+}
+
+// commandFunc runs one admin command and prints its result.
+type commandFunc func(context.Context, adminv1connect.AdminServiceClient, printer) error
+
+// command picks the command for the positional arguments, checking their count.
+func command(args []string) (commandFunc, error) {
+	if len(args) < 2 {
+		return nil, fmt.Errorf("%w: a command is required", errUsage)
+	}
+	name, rest := args[0]+" "+args[1], args[2:]
+	want := map[string]int{"user get": 1, "user get-by-apple": 2, "sessions list": 1, "sessions revoke-all": 1, "sessions revoke": 2}
+	n, ok := want[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown command %q", errUsage, name)
+	}
+	if len(rest) != n {
+		return nil, fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, name, n, len(rest))
+	}
+	switch name {
+	case "user get":
+		return getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_UserId{UserId: rest[0]}}), nil
+	case "user get-by-apple":
+		return getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_Apple{
+			Apple: &adminv1.AppleIdentity{Issuer: rest[0], Subject: rest[1]},
+		}}), nil
+	case "sessions list":
+		return listSessions(rest[0]), nil
+	case "sessions revoke-all":
+		return revokeAll(rest[0]), nil
+	default:
+		return revokeOne(rest[0], rest[1]), nil
+	}
+}
+
+// newClient builds the admin client: token from the environment, a timeout on the HTTP client,
+// and h2c for gRPC over http:// (connect-go speaks gRPC only over HTTP/2).
+func newClient(o options) (adminv1connect.AdminServiceClient, error) {
+	token := strings.TrimSpace(os.Getenv(o.tokenEnv))
+	if token == "" {
+		return nil, fmt.Errorf("read admin token: environment variable %s is empty", o.tokenEnv)
+	}
+	base, err := url.Parse(o.addr)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("%w: -addr must be an http(s) URL", errUsage)
+	}
+	if base.Scheme == "http" && !o.plaintext && !loopback(base.Hostname()) {
+		return nil, fmt.Errorf("%w: refusing to send the admin token over plain http to %s; use https or -allow-plaintext", errUsage, base.Host)
+	}
+	transport := &http.Transport{Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 10 * time.Second}
+	var opts []connect.ClientOption
+	switch o.protocol {
+	case "connect":
+	case "grpc":
+		opts = append(opts, connect.WithGRPC())
+		transport.Protocols = new(http.Protocols)
+		transport.Protocols.SetHTTP2(true)
+		transport.Protocols.SetUnencryptedHTTP2(true)
+	case "grpcweb":
+		opts = append(opts, connect.WithGRPCWeb())
+	default:
+		return nil, fmt.Errorf("%w: -protocol must be connect, grpc or grpcweb", errUsage)
+	}
+	opts = append(opts, connect.WithInterceptors(bearer(token)))
+	httpClient := &http.Client{Transport: transport, Timeout: o.timeout}
+	return adminv1connect.NewAdminServiceClient(httpClient, strings.TrimRight(o.addr, "/"), opts...), nil
+}
+
+// bearer attaches the admin token to every call.
+func bearer(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
+	}
+}
+
+// loopback reports whether host is this machine, where plain HTTP exposes nothing.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// describe turns an RPC failure into one line an operator can act on: what failed, the server's
+// message, its stable code and the request id to find the server's log line.
+func describe(what string, err error) error {
+	ce, ok := errors.AsType[*connect.Error](err)
+	if !ok {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	msg := fmt.Sprintf("%s: %s: %s", what, ce.Code(), ce.Message())
+	if code := connectapi.ErrorCode(err); code != "" {
+		msg += " (code " + code
+		if id := ce.Meta().Get("X-Request-Id"); id != "" {
+			msg += ", request id " + id
+		}
+		msg += ")"
+	}
+	return errors.New(msg)
+}
