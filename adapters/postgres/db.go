@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +25,8 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// Dialect names the database behind a DB; the few statements and the migration set that differ
-// between PostgreSQL and SQLite are chosen by it.
+// Dialect names the database behind a DB. The stores' SQL is common to both; the dialect picks the
+// migration set and how connections are pooled.
 type Dialect string
 
 // The supported dialects.
@@ -82,7 +83,7 @@ type DB struct {
 
 // Open connects to the database named by rawURL and checks that it answers. A postgres:// or
 // postgresql:// URL selects PostgreSQL (pgx); "sqlite:PATH" or a "file:" SQLite URI selects a local
-// SQLite file, created if missing. It does not migrate; call Migrate.
+// SQLite file, created if missing. ctx bounds only the opening. It does not migrate; call Migrate.
 func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 	var (
 		db  *DB
@@ -92,9 +93,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
 		db, err = openPostgres(rawURL, opts.withDefaults(DialectPostgres))
 	case strings.HasPrefix(rawURL, "sqlite:"), strings.HasPrefix(rawURL, "file:"):
-		db, err = openSQLite(rawURL, opts.withDefaults(DialectSQLite))
+		db, err = openSQLite(ctx, rawURL, opts.withDefaults(DialectSQLite))
 	default:
-		return nil, errors.New("open database: url must start with postgres://, postgresql://, sqlite: or file:")
+		return nil, errors.New("open database: unsupported url scheme, want postgres, postgresql, sqlite or file")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -161,7 +162,7 @@ func openPostgres(rawURL string, o Options) (*DB, error) {
 	return &DB{dialect: DialectPostgres, w: g, r: g, pools: []*sql.DB{pool}}, nil
 }
 
-func openSQLite(rawURL string, o Options) (*DB, error) {
+func openSQLite(ctx context.Context, rawURL string, o Options) (*DB, error) {
 	path, query, err := sqlitePath(rawURL)
 	if err != nil {
 		return nil, err
@@ -172,53 +173,64 @@ func openSQLite(rawURL string, o Options) (*DB, error) {
 		"_pragma=" + url.QueryEscape("synchronous(NORMAL)"),
 	}
 	// The writer is opened first: it switches the file to WAL, which the readers rely on.
-	writer, err := openSQLitePool(path, query, append(common, "_pragma="+url.QueryEscape("journal_mode(WAL)"), "_txlock=immediate"), 1)
+	writerParams := slices.Concat(common, []string{"_pragma=" + url.QueryEscape("journal_mode(WAL)"), "_txlock=immediate"})
+	writer, wp, err := openSQLitePool(ctx, path, query, writerParams, 1)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
-	reader, err := openSQLitePool(path, query, append(common, "_pragma="+url.QueryEscape("query_only(1)")), o.MaxOpenConns)
+	readerParams := slices.Concat(common, []string{"_pragma=" + url.QueryEscape("query_only(1)")})
+	reader, rp, err := openSQLitePool(ctx, path, query, readerParams, o.MaxOpenConns)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open sqlite readers: %w", err), closeGorm(writer))
+		return nil, errors.Join(fmt.Errorf("open sqlite readers: %w", err), wp.Close())
 	}
-	wp, _ := writer.DB() // cannot fail: the pool is a *sql.DB
-	rp, _ := reader.DB()
 	return &DB{dialect: DialectSQLite, w: writer, r: reader, pools: []*sql.DB{wp, rp}}, nil
 }
 
 // openSQLitePool opens a pool of at most n connections that live as long as the DB: SQLite
 // connections are cheap to keep and costly to reopen (each re-runs the pragmas).
-func openSQLitePool(path, query string, params []string, n int) (*gorm.DB, error) {
+func openSQLitePool(ctx context.Context, path, query string, params []string, n int) (*gorm.DB, *sql.DB, error) {
 	dsn := path + "?" + strings.Join(params, "&")
 	if query != "" {
 		dsn += "&" + query
 	}
-	g, err := gorm.Open(sqlite.Open(dsn), gormConfig())
+	pool, err := sql.Open(sqlite.DriverName, dsn)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p, err := g.DB()
+	pool.SetMaxOpenConns(n)
+	pool.SetMaxIdleConns(n)
+	pool.SetConnMaxLifetime(0)
+	pool.SetConnMaxIdleTime(0)
+	if err := pool.PingContext(ctx); err != nil { // runs the pragmas now, so a bad file fails Open
+		return nil, nil, errors.Join(err, pool.Close())
+	}
+	g, err := gorm.Open(&sqlite.Dialector{Conn: pool}, gormConfig())
 	if err != nil {
-		return nil, err
+		return nil, nil, errors.Join(fmt.Errorf("init gorm: %w", err), pool.Close())
 	}
-	p.SetMaxOpenConns(n)
-	p.SetMaxIdleConns(n)
-	p.SetConnMaxLifetime(0)
-	p.SetConnMaxIdleTime(0)
-	if err := p.Ping(); err != nil { // runs the pragmas now, so a bad file fails Open
-		return nil, errors.Join(err, p.Close())
-	}
-	return g, nil
+	return g, pool, nil
 }
 
 // sqlitePath turns "sqlite:PATH", "sqlite://PATH" or a "file:" URI into the driver's file name and
 // any caller query. Plain paths have their directory created, so a first run needs no setup. An
-// in-memory database is refused: every pooled connection would see a different, empty one.
+// in-memory database is refused: every pooled connection would see a different, empty one. A
+// file: URI may carry SQLite's own parameters but not the driver's (_pragma, _txlock,
+// _time_format): those would undo the settings the stores' correctness rests on.
 func sqlitePath(rawURL string) (path, query string, err error) {
 	if strings.Contains(rawURL, ":memory:") || strings.Contains(rawURL, "mode=memory") {
 		return "", "", errors.New("in-memory sqlite is not supported, use a file")
 	}
 	if strings.HasPrefix(rawURL, "file:") {
 		path, query, _ = strings.Cut(rawURL, "?")
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return "", "", errors.New("sqlite uri has a malformed query")
+		}
+		for k := range q {
+			if strings.HasPrefix(k, "_") {
+				return "", "", fmt.Errorf("sqlite uri parameter %q is set by the adapter", k)
+			}
+		}
 		return path, query, nil
 	}
 	path = strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")
@@ -229,12 +241,4 @@ func sqlitePath(rawURL string) (path, query string, err error) {
 		return "", "", fmt.Errorf("create database directory: %w", err)
 	}
 	return path, "", nil
-}
-
-func closeGorm(g *gorm.DB) error {
-	p, err := g.DB()
-	if err != nil {
-		return err
-	}
-	return p.Close()
 }

@@ -117,7 +117,11 @@ func (s *Sessions) Get(ctx context.Context, id domain.SessionID) (domain.Session
 	if err := s.db.r.WithContext(ctx).Where("id = ?", string(id)).Take(&r).Error; err != nil {
 		return domain.Session{}, translate("get session", err)
 	}
-	return r.toDomain()
+	x, err := r.toDomain()
+	if err != nil {
+		return domain.Session{}, fmt.Errorf("get session: %w", err)
+	}
+	return x, nil
 }
 
 // ListByUser implements ports.SessionStore; ties on the creation time fall back to the id so the

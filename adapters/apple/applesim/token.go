@@ -38,9 +38,15 @@ type grant struct {
 // app for sub signing in to clientID.
 func (s *Simulator) IssueAuthorizationCode(sub, clientID string) string {
 	code := "c" + randomString("0123456789abcdef", 32) + ".0." + randomString("abcdefghijklmnopqrstuvwxyz", 4) + "." + randomString(kidAlphabet, 22)
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.codes[code] = &authCode{sub: sub, clientID: clientID, expires: s.now().Add(authCodeTTL)}
+	for k, c := range s.codes { // keep a long-running dev server's memory flat
+		if c.used || !now.Before(c.expires) {
+			delete(s.codes, k)
+		}
+	}
+	s.codes[code] = &authCode{sub: sub, clientID: clientID, expires: now.Add(authCodeTTL)}
 	return code
 }
 

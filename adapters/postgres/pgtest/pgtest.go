@@ -36,6 +36,16 @@ const setupTimeout = 30 * time.Second
 // answer.
 func Open(tb testing.TB) *postgres.DB {
 	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	return openAndMigrate(ctx, tb, NewURL(tb))
+}
+
+// NewURL creates a uniquely named, empty PostgreSQL database and returns its URL; the database is
+// dropped when the test ends. End-to-end tests hand the URL to the server, which migrates it the
+// way a deployment would.
+func NewURL(tb testing.TB) string {
+	tb.Helper()
 	admin, err := adminURL()
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
@@ -57,7 +67,7 @@ func Open(tb testing.TB) *postgres.DB {
 	})
 	u := *admin
 	u.Path = "/" + name
-	return openAndMigrate(ctx, tb, u.String())
+	return u.String()
 }
 
 // OpenSQLite returns a migrated SQLite file database under the test's temporary directory,

@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/betterkey/backend/adapters/apple/applesim"
+	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
+	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
+)
+
+// TestNoSecretInLogsOrErrors drives every identity flow, success and failure, and then scans every
+// server log line for every secret that crossed the wire, and every error response for the secrets
+// the client sent.
+func TestNoSecretInLogsOrErrors(t *testing.T) {
+	e := startServer(t, func(v map[string]string) {
+		v["BETTERKEY_DATABASE_URL"] = strings.Replace(v["BETTERKEY_DATABASE_URL"], "postgres@", "postgres:"+canaryDBPassword+"@", 1)
+	})
+	var secrets []string
+	sub := applesim.NewSubject()
+
+	n := e.nonce()
+	idToken := e.mint(sub, n, nil)
+	r := e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": idToken, "nonce": n, "install_id": "i", "device": "phone", "authorization_code": "CANARY-AUTH-CODE"}, "")
+	e.expect(r, http.StatusOK, "")
+	access, refresh := r.str("access_token"), r.str("refresh_token")
+	secrets = append(secrets, n, idToken, access, refresh, "CANARY-AUTH-CODE")
+
+	// Failures with secrets in them: replayed token and nonce, bad refresh, bad bearer, bad admin token.
+	e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": idToken, "nonce": n, "install_id": "i", "device": "phone"}, "")
+	e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": idToken + "CANARYTAIL", "nonce": "CANARY-NONCE", "install_id": "i", "device": "phone"}, "")
+	r2 := e.do("POST", "/v1/auth/refresh", map[string]string{"refresh_token": refresh}, "")
+	secrets = append(secrets, r2.str("access_token"), r2.str("refresh_token"), "CANARYTAIL", "CANARY-NONCE", "CANARY-REFRESH", "CANARY-BEARER")
+	e.do("POST", "/v1/auth/refresh", map[string]string{"refresh_token": refresh}, "")
+	e.do("POST", "/v1/auth/refresh", map[string]string{"refresh_token": "CANARY-REFRESH"}, "")
+	e.do("GET", "/v1/me", nil, "CANARY-BEARER")
+	e.do("GET", "/v1/me", nil, access)
+
+	c := adminv1connect.NewAdminServiceClient(http.DefaultClient, e.servers.AdminURL(), bearer(canaryAdminToken))
+	if _, err := c.ListUserSessions(t.Context(), &adminv1.ListUserSessionsRequest{UserId: r.body["user"].(map[string]any)["id"].(string)}); err != nil {
+		t.Fatal(err)
+	}
+	bad := adminv1connect.NewAdminServiceClient(http.DefaultClient, e.servers.AdminURL(), bearer("CANARY-WRONG-ADMIN-TOKEN-xxxxxxxxxxxxxxxxxxxx"))
+	_, _ = bad.ListUserSessions(t.Context(), &adminv1.ListUserSessionsRequest{UserId: "x"})
+	secrets = append(secrets, canaryAdminToken, "CANARY-WRONG-ADMIN-TOKEN", canaryDBPassword, e.signingKey)
+
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"route":"/v1/auth/apple"`) {
+		t.Fatal("the scan saw no request logs; it would pass vacuously")
+	}
+	for _, s := range secrets {
+		if s == "" {
+			t.Fatal("a canary secret is empty; the flow did not run as intended")
+		}
+		if strings.Contains(logs, s) {
+			t.Errorf("a secret of %d bytes appears in the logs", len(s))
+		}
+	}
+	for _, body := range e.bodies {
+		if !strings.Contains(body, `"code"`) {
+			continue // success bodies carry the tokens they issue
+		}
+		for _, s := range secrets {
+			if strings.Contains(body, s) {
+				t.Errorf("an error response contains a secret of %d bytes", len(s))
+			}
+		}
+	}
+}

@@ -1,0 +1,221 @@
+// Package e2e drives the real server graph (the same fx options main uses) over real HTTP: REST
+// for the app, Connect for internal tools, a real PostgreSQL, and the simulators over loopback.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/betterkey/backend/adapters/apple/applesim"
+	"github.com/betterkey/backend/adapters/config"
+	"github.com/betterkey/backend/adapters/postgres/pgtest"
+	"github.com/betterkey/backend/adapters/server"
+	"github.com/betterkey/backend/adapters/sessiontoken"
+)
+
+const audience = "com.betterkey.app"
+
+// Canary secrets: recognisable values the log and response scans look for.
+const (
+	canaryAdminToken = "CANARY-ADMIN-TOKEN-0123456789abcdef0123456789"
+	canaryDBPassword = "CANARY-DB-PASSWORD"
+)
+
+// syncBuffer collects every log line of the server under test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is one running server with its simulators and the material the scans need.
+type env struct {
+	t          *testing.T
+	apple      *applesim.Simulator
+	servers    *server.Servers
+	dbURL      string
+	logs       *syncBuffer
+	signingKey string
+	mu         sync.Mutex
+	bodies     []string // every response body seen
+}
+
+type option func(map[string]string)
+
+func startServer(t *testing.T, opts ...option) *env {
+	t.Helper()
+	sim, err := applesim.New(applesim.Options{DefaultAudience: audience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simSrv := httptest.NewServer(sim.Handler())
+	t.Cleanup(simSrv.Close)
+	t.Cleanup(sim.Close)
+
+	e := &env{t: t, apple: sim, logs: &syncBuffer{}, dbURL: pgtest.NewURL(t), signingKey: sessiontoken.GenerateKey().Reveal()}
+	vars := map[string]string{
+		"BETTERKEY_ENV":                 "development",
+		"BETTERKEY_HTTP_ADDR":           "127.0.0.1:0",
+		"BETTERKEY_ADMIN_ADDR":          "127.0.0.1:0",
+		"BETTERKEY_DATABASE_URL":        e.dbURL,
+		"BETTERKEY_SIMULATORS":          "false",
+		"BETTERKEY_APPLE_JWKS_URL":      simSrv.URL + "/auth/keys",
+		"BETTERKEY_APPLE_AUDIENCES":     audience + ",com.betterkey.app.watchkitapp",
+		"BETTERKEY_SESSION_SIGNING_KEY": e.signingKey,
+		"BETTERKEY_ADMIN_TOKENS":        canaryAdminToken,
+		"BETTERKEY_LOG_LEVEL":           "debug",
+		"BETTERKEY_LOG_FORMAT":          "json",
+	}
+	for _, o := range opts {
+		o(vars)
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers))
+	app.RequireStart()
+	t.Cleanup(app.RequireStop)
+	return e
+}
+
+// response is a decoded reply.
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r response) str(key string) string {
+	s, _ := r.body[key].(string)
+	return s
+}
+
+// do sends one REST request; body may be nil, a string (sent raw) or a value (sent as JSON).
+func (e *env) do(method, path string, body any, bearer string) response {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.servers.HTTPURL()+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.bodies = append(e.bodies, string(raw))
+	e.mu.Unlock()
+	r := response{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// expect fails unless r has the status and, for errors, the problem code.
+func (e *env) expect(r response, status int, code string) {
+	e.t.Helper()
+	if r.status != status || (code != "" && r.str("code") != code) {
+		e.t.Fatalf("got %d %s, want %d %s", r.status, r.raw, status, code)
+	}
+	if status >= 400 && r.header.Get("Content-Type") != "application/problem+json" {
+		e.t.Fatalf("error without problem+json: %s", r.header.Get("Content-Type"))
+	}
+}
+
+func (e *env) nonce() string {
+	e.t.Helper()
+	r := e.do("POST", "/v1/auth/nonce", nil, "")
+	e.expect(r, http.StatusCreated, "")
+	return r.str("nonce")
+}
+
+// mint asks the Apple simulator for an identity token carrying the hash of raw, as the iOS app
+// would obtain one.
+func (e *env) mint(sub, raw string, mut func(*applesim.MintOptions)) string {
+	e.t.Helper()
+	o := applesim.MintOptions{Subject: sub, Audience: audience, Nonce: applesim.NonceClaim(raw)}
+	if mut != nil {
+		mut(&o)
+	}
+	tok, err := e.apple.Mint(o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+type session struct {
+	access, refresh, userID string
+}
+
+func (e *env) signIn(sub, install, device string) session {
+	e.t.Helper()
+	n := e.nonce()
+	r := e.do("POST", "/v1/auth/apple", map[string]string{
+		"identity_token": e.mint(sub, n, nil), "nonce": n, "install_id": install, "device": device,
+	}, "")
+	e.expect(r, http.StatusOK, "")
+	user, _ := r.body["user"].(map[string]any)
+	id, _ := user["id"].(string)
+	return session{access: r.str("access_token"), refresh: r.str("refresh_token"), userID: id}
+}
+
+// count returns the number of rows in table, read straight from PostgreSQL.
+func (e *env) count(table string) int {
+	e.t.Helper()
+	conn, err := pgx.Connect(e.t.Context(), e.dbURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(e.t.Context(), "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
