@@ -53,7 +53,7 @@ func (s *syncBuffer) String() string {
 
 // env is one running server with its simulators and the material the scans need.
 type env struct {
-	t          *testing.T
+	t          testing.TB
 	apple      *applesim.Simulator
 	servers    *server.Servers
 	dbURL      string
@@ -65,7 +65,7 @@ type env struct {
 
 type option func(map[string]string)
 
-func startServer(t *testing.T, opts ...option) *env {
+func startServer(t testing.TB, opts ...option) *env {
 	t.Helper()
 	sim, err := applesim.New(applesim.Options{DefaultAudience: audience})
 	if err != nil {
@@ -96,7 +96,11 @@ func startServer(t *testing.T, opts ...option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelWarn // benchmarks measure the server, not a test buffer growing
+	}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers))
 	app.RequireStart()
 	t.Cleanup(app.RequireStop)

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/betterkey/backend/adapters/apple/applesim"
+)
+
+// benchClient keeps connections alive across parallel goroutines, as a load balancer would.
+var benchTransport = &http.Transport{MaxIdleConnsPerHost: 64}
+
+func post(b *testing.B, url string, body []byte, bearer string) int {
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := benchTransport.RoundTrip(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	return res.StatusCode
+}
+
+// BenchmarkSignIn measures POST /v1/auth/apple end to end over HTTP on PostgreSQL: identity
+// token verification, nonce consumption, user creation and session creation. Nonces and identity
+// tokens are prepared before the timer, since minting RS256 tokens is Apple's work, not ours.
+func BenchmarkSignIn(b *testing.B) {
+	e := startServer(b)
+	bodies := make([][]byte, b.N)
+	for i := range bodies {
+		n := e.nonce()
+		body, _ := json.Marshal(map[string]string{
+			"identity_token": e.mint(applesim.NewSubject(), n, nil), "nonce": n,
+			"install_id": "install-" + strconv.Itoa(i), "device": "phone",
+		})
+		bodies[i] = body
+	}
+	url := e.servers.HTTPURL() + "/v1/auth/apple"
+	next := make(chan int, b.N)
+	for i := range b.N {
+		next <- i
+	}
+	close(next)
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if st := post(b, url, bodies[<-next], ""); st != http.StatusOK {
+				b.Errorf("status %d", st)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signins/s")
+}
+
+
+// BenchmarkAuthenticatedRequest measures GET /v1/me over HTTP: access token verification, the
+// session lookup that makes revocation immediate, and the user read.
+func BenchmarkAuthenticatedRequest(b *testing.B) {
+	e := startServer(b)
+	s := e.signIn(applesim.NewSubject(), "install-1", "phone")
+	url := e.servers.HTTPURL() + "/v1/me"
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Header.Set("Authorization", "Bearer "+s.access)
+			res, err := benchTransport.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Errorf("status %d", res.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkRefresh measures POST /v1/auth/refresh: the locked rotation on PostgreSQL.
+func BenchmarkRefresh(b *testing.B) {
+	e := startServer(b)
+	tokens := make(chan string, b.N+64)
+	for i := range 64 {
+		tokens <- e.signIn(applesim.NewSubject(), "install-"+strconv.Itoa(i), "phone").refresh
+	}
+	url := e.servers.HTTPURL() + "/v1/auth/refresh"
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			tok := <-tokens
+			body, _ := json.Marshal(map[string]string{"refresh_token": tok})
+			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+			res, err := benchTransport.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			_ = json.NewDecoder(res.Body).Decode(&out)
+			_ = res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", res.StatusCode)
+			}
+			tokens <- out.RefreshToken
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
+}
