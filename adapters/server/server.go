@@ -49,7 +49,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newAdmin,
 			newServers,
 		),
-		fx.Invoke(func(*Servers) {}),
+		fx.Invoke(runHousekeeping, func(*Servers) {}),
 	)
 }
 

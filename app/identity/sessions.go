@@ -89,3 +89,13 @@ func (s *Service) UserByApple(ctx context.Context, issuer, subject string) (doma
 	}
 	return u, nil
 }
+
+// SweepNonces deletes nonces that expired unused; a background job calls it so that abandoned
+// sign-ins do not accumulate.
+func (s *Service) SweepNonces(ctx context.Context) (int, error) {
+	n, err := s.d.Nonces.DeleteExpired(ctx, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("sweep nonces: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,104 @@
+package config_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/betterkey/backend/adapters/config"
+	"github.com/betterkey/backend/domain"
+)
+
+const signingKey = "c2lnbmluZy1rZXktdGhhdC1pcy1hdC1sZWFzdC0zMi1ieXRlcy1sb25n"
+
+func load(vars map[string]string) (config.Config, error) {
+	return config.Load(func(k string) string { return vars[k] }, func() domain.Secret { return domain.NewSecret(signingKey) })
+}
+
+// production returns a valid production environment; each case breaks one rule.
+func production() map[string]string {
+	return map[string]string{
+		"BETTERKEY_ENV":                 "production",
+		"BETTERKEY_DATABASE_URL":        "postgres://app:CANARY-PW@db.internal:5432/betterkey",
+		"BETTERKEY_APPLE_JWKS_URL":      "https://appleid.apple.com/auth/keys",
+		"BETTERKEY_APPLE_AUDIENCES":     "com.betterkey.app",
+		"BETTERKEY_SESSION_SIGNING_KEY": signingKey,
+		"BETTERKEY_TLS_CERT_FILE":       "/etc/tls/cert.pem",
+		"BETTERKEY_TLS_KEY_FILE":        "/etc/tls/key.pem",
+	}
+}
+
+func TestDevelopmentDefaultsStartWithNothingSet(t *testing.T) {
+	c, err := load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Env != config.Development || !c.Simulators || !strings.HasPrefix(c.DatabaseURL.Reveal(), "file:") || c.KeyringFile == "" {
+		t.Fatalf("unexpected defaults:\n%s", c)
+	}
+	if !c.GeneratedSigningKey() {
+		t.Fatal("development should make up a signing key")
+	}
+}
+
+func TestProductionIsValid(t *testing.T) {
+	if _, err := load(production()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeployedEnvironmentsRefuseShortcuts(t *testing.T) {
+	cases := map[string]struct {
+		set  map[string]string
+		want string
+	}{
+		"apple verify shortcut": {map[string]string{"BETTERKEY_DEV_SKIP_APPLE_VERIFY": "true"}, "DEV_SKIP_APPLE_VERIFY"},
+		"simulators":            {map[string]string{"BETTERKEY_SIMULATORS": "true"}, "SIMULATORS"},
+		"local keyring":         {map[string]string{"BETTERKEY_KEYRING_FILE": "/tmp/k.json"}, "KEYRING"},
+		"file database":         {map[string]string{"BETTERKEY_DATABASE_URL": "file:x.db"}, "DATABASE_URL"},
+		"plain http":            {map[string]string{"BETTERKEY_TLS_CERT_FILE": "", "BETTERKEY_TLS_KEY_FILE": ""}, "plain HTTP"},
+		"http jwks":             {map[string]string{"BETTERKEY_APPLE_JWKS_URL": "http://appleid.apple.com/auth/keys"}, "https"},
+		"no signing key":        {map[string]string{"BETTERKEY_SESSION_SIGNING_KEY": ""}, "SESSION_SIGNING_KEY"},
+		"no audiences":          {map[string]string{"BETTERKEY_APPLE_AUDIENCES": ""}, "AUDIENCES"},
+		"short admin token":     {map[string]string{"BETTERKEY_ADMIN_TOKENS": "short"}, "ADMIN_TOKENS"},
+		"bad env":               {map[string]string{"BETTERKEY_ENV": "prod"}, "BETTERKEY_ENV"},
+		"bad duration":          {map[string]string{"BETTERKEY_ACCESS_TOKEN_TTL": "soon"}, "ACCESS_TOKEN_TTL"},
+	}
+	for _, env := range []string{"staging", "production"} {
+		for name, tc := range cases {
+			t.Run(env+"/"+name, func(t *testing.T) {
+				vars := production()
+				vars["BETTERKEY_ENV"] = env
+				for k, v := range tc.set {
+					vars[k] = v
+				}
+				_, err := load(vars)
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want an error naming %s", err, tc.want)
+				}
+				if strings.Contains(err.Error(), "CANARY-PW") || strings.Contains(err.Error(), signingKey) {
+					t.Fatal("the error leaks a secret")
+				}
+			})
+		}
+	}
+}
+
+func TestPrintingMasksSecrets(t *testing.T) {
+	vars := production()
+	vars["BETTERKEY_ADMIN_TOKENS"] = "CANARY-ADMIN-TOKEN-0123456789abcdef0123456789"
+	c, err := load(vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{c.String(), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+		for _, secret := range []string{"CANARY-PW", signingKey, "CANARY-ADMIN-TOKEN"} {
+			if strings.Contains(out, secret) {
+				t.Fatalf("printed config contains a secret:\n%s", out)
+			}
+		}
+	}
+	if !strings.Contains(c.String(), "db.internal") {
+		t.Fatal("the masked database URL lost its host")
+	}
+}
