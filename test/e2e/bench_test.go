@@ -61,7 +61,6 @@ func BenchmarkSignIn(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signins/s")
 }
 
-
 // BenchmarkAuthenticatedRequest measures GET /v1/me over HTTP: access token verification, the
 // session lookup that makes revocation immediate, and the user read.
 func BenchmarkAuthenticatedRequest(b *testing.B) {
