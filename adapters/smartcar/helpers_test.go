@@ -1,0 +1,85 @@
+package smartcar_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/betterkey/backend/adapters/smartcar"
+	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/domain"
+)
+
+const redirectURI = "https://betterkey.test/v1/smartcar/callback"
+
+// start is the fake clock's origin.
+var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// simEnv is the adapter talking to the simulator over real HTTP, the simulator mounted under
+// /smartcar as the dev server mounts it.
+type simEnv struct {
+	sim    *smartcarsim.Simulator
+	client *smartcar.Client
+	clock  *fakeClock
+	base   string
+	srv    *httptest.Server
+}
+
+func newSimEnv(t *testing.T) *simEnv {
+	t.Helper()
+	clock := &fakeClock{t: start}
+	sim, err := smartcarsim.New(smartcarsim.Options{RedirectURIs: []string{redirectURI}, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/smartcar/", http.StripPrefix("/smartcar", sim.Handler()))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	t.Cleanup(sim.Close) // runs first: releases hanging requests
+	base := srv.URL + "/smartcar"
+	c, err := smartcar.New(smartcar.Config{
+		ConnectURL: base, AuthURL: base, APIURL: base,
+		ClientID: sim.ClientID(), ClientSecret: domain.NewSecret(sim.ClientSecret()),
+		RedirectURI: redirectURI, Mode: smartcar.ModeTest,
+	}, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	smartcar.SetNow(c, clock.Now)
+	return &simEnv{sim: sim, client: c, clock: clock, base: base, srv: srv}
+}
+
+// newClient builds an adapter for an arbitrary upstream (a handcrafted test server).
+func newClient(t *testing.T, base string, mod func(*smartcar.Config)) *smartcar.Client {
+	t.Helper()
+	cfg := smartcar.Config{ConnectURL: base, AuthURL: base, APIURL: base, ClientID: "client-id",
+		ClientSecret: domain.NewSecret("client-secret-canary"), RedirectURI: redirectURI}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := smartcar.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
