@@ -1,0 +1,119 @@
+package domain
+
+import "time"
+
+// ConnectionID identifies one Smartcar grant (one Connect consent of one Smartcar user) of a
+// BetterKey user.
+type ConnectionID string
+
+// VehicleID is BetterKey's id of a vehicle; the app never sees Smartcar's.
+type VehicleID string
+
+// NewConnectionID returns a fresh random connection id.
+func NewConnectionID() ConnectionID { return ConnectionID(newUUID()) }
+
+// NewVehicleID returns a fresh random vehicle id.
+func NewVehicleID() VehicleID { return VehicleID(newUUID()) }
+
+// PurposeSmartcarTokens is the binding purpose of a connection's sealed token set.
+const PurposeSmartcarTokens = "smartcar.token_set"
+
+// ConnectionStatus says whether a connection's tokens can be used.
+type ConnectionStatus string
+
+// The connection states the vehicle list shows.
+const (
+	// ConnectionActive tokens work (or can be refreshed).
+	ConnectionActive ConnectionStatus = "active"
+	// ConnectionNeedsReauth: the refresh token is dead or the maker login changed; the owner must
+	// run Connect again.
+	ConnectionNeedsReauth ConnectionStatus = "needs_reauth"
+	// ConnectionRevoked: the owner (or Smartcar) withdrew consent; the owner may reconnect.
+	ConnectionRevoked ConnectionStatus = "revoked"
+)
+
+// Connection is one Smartcar grant with its sealed token set. The expiry times are kept in clear
+// beside the sealed set so that the refresher can find due connections without decrypting.
+type Connection struct {
+	ID               ConnectionID
+	UserID           UserID
+	SmartcarUserID   string
+	Status           ConnectionStatus
+	Scopes           []string
+	Tokens           SealedSecret
+	AccessExpiresAt  time.Time
+	RefreshExpiresAt time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+	RefreshedAt      time.Time
+}
+
+// TokenBinding is the binding the connection's token set is sealed under.
+func (c Connection) TokenBinding() SecretBinding {
+	return SecretBinding{Purpose: PurposeSmartcarTokens, UserID: c.UserID, ConnectionID: string(c.ID)}
+}
+
+// Usable returns nil when the connection's tokens may be used, else the error to show.
+func (c Connection) Usable() error {
+	switch c.Status {
+	case ConnectionNeedsReauth:
+		return ErrReauthRequired
+	case ConnectionRevoked:
+		return ErrConsentRevoked
+	}
+	return nil
+}
+
+// Vehicle is a car a user linked through a connection.
+type Vehicle struct {
+	ID           VehicleID
+	UserID       UserID
+	ConnectionID ConnectionID
+	SmartcarID   string
+	Make         string
+	Model        string
+	Year         int
+	CreatedAt    time.Time
+}
+
+// StatusSource says how a vehicle status was observed.
+type StatusSource string
+
+// The ways a status reaches us.
+const (
+	StatusLive    StatusSource = "live"    // read from the vehicle API on request
+	StatusWebhook StatusSource = "webhook" // pushed by a signed Smartcar event
+	StatusCommand StatusSource = "command" // inferred from a lock/unlock the vehicle accepted
+)
+
+// VehicleStatus is the last known lock state of a vehicle. ObservedAt is when the vehicle
+// reported it, so a newer observation always wins over an older one arriving late.
+type VehicleStatus struct {
+	VehicleID  VehicleID
+	Locked     *bool
+	Doors      []Opening
+	Windows    []Opening
+	ObservedAt time.Time
+	FetchedAt  time.Time
+	Source     StatusSource
+}
+
+// VehicleView is a vehicle as the owner sees it: no token material, the link status, and the
+// cached status when there is one.
+type VehicleView struct {
+	Vehicle
+	ConnectionStatus ConnectionStatus
+	Scopes           []string
+	Status           *VehicleStatus
+}
+
+// ConnectStateTTL bounds how long a Connect flow may take (SPEC §4).
+const ConnectStateTTL = 10 * time.Minute
+
+// ConnectState is a pending Connect flow: known only by the hash of its random state value,
+// bound to the user who started it, single use.
+type ConnectState struct {
+	Hash      TokenHash
+	UserID    UserID
+	ExpiresAt time.Time
+}
