@@ -38,17 +38,35 @@ type Config struct {
 	// unset upstream URLs at them. Development only.
 	Simulators bool
 
-	AppleIssuers        []string
-	AppleJWKSURL        string
-	AppleTokenURL       string
-	AppleAudiences      []string
-	DevSkipAppleVerify  bool
-	SessionSigningKey   domain.Secret
-	SessionIdleTTL      time.Duration
-	SessionAbsoluteTTL  time.Duration
-	AccessTokenTTL      time.Duration
-	AdminTokens         []domain.Secret
-	KeyringFile         string
+	AppleIssuers       []string
+	AppleJWKSURL       string
+	AppleTokenURL      string
+	AppleAudiences     []string
+	DevSkipAppleVerify bool
+	SessionSigningKey  domain.Secret
+	SessionIdleTTL     time.Duration
+	SessionAbsoluteTTL time.Duration
+	AccessTokenTTL     time.Duration
+	AdminTokens        []domain.Secret
+	KeyringFile        string
+
+	VaultAddr       string
+	VaultToken      domain.Secret
+	VaultRoleID     string
+	VaultSecretID   domain.Secret
+	VaultMount      string
+	VaultTransitKey string
+
+	SmartcarConnectURL     string
+	SmartcarAuthURL        string
+	SmartcarAPIURL         string
+	SmartcarClientID       string
+	SmartcarClientSecret   domain.Secret
+	SmartcarRedirectURI    string
+	SmartcarMode           string
+	SmartcarWebhookSecrets []domain.Secret // current first; two during rotation
+	AppReturnURL           string
+
 	MaxBodyBytes        int64
 	TLSCertFile         string
 	TLSKeyFile          string
@@ -56,6 +74,13 @@ type Config struct {
 	ShutdownGracePeriod time.Duration
 	generatedSigningKey bool
 }
+
+// Credentials of the built-in Smartcar simulator; development uses them when none are set.
+const (
+	DevSmartcarClientID        = "betterkey-dev-client"
+	DevSmartcarClientSecret    = "betterkey-dev-client-secret"
+	DevSmartcarManagementToken = "betterkey-dev-management-token"
+)
 
 // Getenv reads one variable; main passes os.Getenv and tests pass a map lookup.
 type Getenv func(string) string
@@ -65,30 +90,47 @@ type Getenv func(string) string
 func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 	r := reader{get: getenv}
 	c := Config{
-		Env:                 Env(r.str("ENV", string(Development))),
-		HTTPAddr:            r.str("HTTP_ADDR", "127.0.0.1:8080"),
-		AdminAddr:           r.str("ADMIN_ADDR", "127.0.0.1:8081"),
-		LogLevel:            r.str("LOG_LEVEL", "info"),
-		LogFormat:           r.str("LOG_FORMAT", ""),
-		DatabaseURL:         domain.NewSecret(r.str("DATABASE_URL", "")),
-		AppleIssuers:        r.list("APPLE_ISSUER", []string{"https://appleid.apple.com"}),
-		AppleJWKSURL:        r.str("APPLE_JWKS_URL", ""),
-		AppleTokenURL:       r.str("APPLE_TOKEN_URL", ""),
-		AppleAudiences:      r.list("APPLE_AUDIENCES", nil),
-		DevSkipAppleVerify:  r.boolean("DEV_SKIP_APPLE_VERIFY", false),
-		SessionSigningKey:   domain.NewSecret(r.str("SESSION_SIGNING_KEY", "")),
-		SessionIdleTTL:      r.duration("SESSION_IDLE_TTL", 30*24*time.Hour),
-		SessionAbsoluteTTL:  r.duration("SESSION_ABSOLUTE_TTL", 90*24*time.Hour),
-		AccessTokenTTL:      r.duration("ACCESS_TOKEN_TTL", 15*time.Minute),
-		KeyringFile:         r.str("KEYRING_FILE", ""),
-		MaxBodyBytes:        int64(r.integer("MAX_BODY_BYTES", 64<<10)),
-		TLSCertFile:         r.str("TLS_CERT_FILE", ""),
-		TLSKeyFile:          r.str("TLS_KEY_FILE", ""),
-		TrustForwardedProto: r.boolean("TRUST_FORWARDED_PROTO", false),
-		ShutdownGracePeriod: r.duration("SHUTDOWN_GRACE_PERIOD", 20*time.Second),
+		Env:                  Env(r.str("ENV", string(Development))),
+		HTTPAddr:             r.str("HTTP_ADDR", "127.0.0.1:8080"),
+		AdminAddr:            r.str("ADMIN_ADDR", "127.0.0.1:8081"),
+		LogLevel:             r.str("LOG_LEVEL", "info"),
+		LogFormat:            r.str("LOG_FORMAT", ""),
+		DatabaseURL:          domain.NewSecret(r.str("DATABASE_URL", "")),
+		AppleIssuers:         r.list("APPLE_ISSUER", []string{"https://appleid.apple.com"}),
+		AppleJWKSURL:         r.str("APPLE_JWKS_URL", ""),
+		AppleTokenURL:        r.str("APPLE_TOKEN_URL", ""),
+		AppleAudiences:       r.list("APPLE_AUDIENCES", nil),
+		DevSkipAppleVerify:   r.boolean("DEV_SKIP_APPLE_VERIFY", false),
+		SessionSigningKey:    domain.NewSecret(r.str("SESSION_SIGNING_KEY", "")),
+		SessionIdleTTL:       r.duration("SESSION_IDLE_TTL", 30*24*time.Hour),
+		SessionAbsoluteTTL:   r.duration("SESSION_ABSOLUTE_TTL", 90*24*time.Hour),
+		AccessTokenTTL:       r.duration("ACCESS_TOKEN_TTL", 15*time.Minute),
+		KeyringFile:          r.str("KEYRING_FILE", ""),
+		VaultAddr:            r.str("VAULT_ADDR", ""),
+		VaultToken:           domain.NewSecret(r.str("VAULT_TOKEN", "")),
+		VaultRoleID:          r.str("VAULT_ROLE_ID", ""),
+		VaultSecretID:        domain.NewSecret(r.str("VAULT_SECRET_ID", "")),
+		VaultMount:           r.str("VAULT_MOUNT", "transit"),
+		VaultTransitKey:      r.str("VAULT_TRANSIT_KEY", ""),
+		SmartcarConnectURL:   r.str("SMARTCAR_CONNECT_URL", ""),
+		SmartcarAuthURL:      r.str("SMARTCAR_AUTH_URL", ""),
+		SmartcarAPIURL:       r.str("SMARTCAR_API_URL", ""),
+		SmartcarClientID:     r.str("SMARTCAR_CLIENT_ID", ""),
+		SmartcarClientSecret: domain.NewSecret(r.str("SMARTCAR_CLIENT_SECRET", "")),
+		SmartcarRedirectURI:  r.str("SMARTCAR_REDIRECT_URI", ""),
+		SmartcarMode:         r.str("SMARTCAR_MODE", ""),
+		AppReturnURL:         r.str("APP_RETURN_URL", ""),
+		MaxBodyBytes:         int64(r.integer("MAX_BODY_BYTES", 64<<10)),
+		TLSCertFile:          r.str("TLS_CERT_FILE", ""),
+		TLSKeyFile:           r.str("TLS_KEY_FILE", ""),
+		TrustForwardedProto:  r.boolean("TRUST_FORWARDED_PROTO", false),
+		ShutdownGracePeriod:  r.duration("SHUTDOWN_GRACE_PERIOD", 20*time.Second),
 	}
 	for _, t := range r.list("ADMIN_TOKENS", nil) {
 		c.AdminTokens = append(c.AdminTokens, domain.NewSecret(t))
+	}
+	for _, t := range r.list("SMARTCAR_WEBHOOK_SECRETS", nil) {
+		c.SmartcarWebhookSecrets = append(c.SmartcarWebhookSecrets, domain.NewSecret(t))
 	}
 	c.Simulators = r.boolean("SIMULATORS", c.Env == Development)
 	if r.err != nil {
@@ -110,8 +152,27 @@ func (c *Config) applyDevelopmentDefaults(genKey func() domain.Secret) {
 	if c.DatabaseURL.Empty() {
 		c.DatabaseURL = domain.NewSecret("file:.betterkey/betterkey.db")
 	}
-	if c.KeyringFile == "" {
+	if c.KeyringFile == "" && c.VaultAddr == "" {
 		c.KeyringFile = ".betterkey/keyring.json"
+	}
+	if c.SmartcarMode == "" {
+		c.SmartcarMode = "simulated"
+	}
+	if c.AppReturnURL == "" {
+		c.AppReturnURL = "betterkey://vehicles/connected"
+	}
+	if c.Simulators && c.SmartcarAPIURL == "" {
+		base := "http://" + c.HTTPAddr + "/sim/smartcar"
+		c.SmartcarConnectURL, c.SmartcarAuthURL, c.SmartcarAPIURL = base, base, base
+		if c.SmartcarClientID == "" {
+			c.SmartcarClientID, c.SmartcarClientSecret = DevSmartcarClientID, domain.NewSecret(DevSmartcarClientSecret)
+		}
+		if len(c.SmartcarWebhookSecrets) == 0 {
+			c.SmartcarWebhookSecrets = []domain.Secret{domain.NewSecret(DevSmartcarManagementToken)}
+		}
+	}
+	if c.SmartcarRedirectURI == "" {
+		c.SmartcarRedirectURI = "http://" + c.HTTPAddr + "/v1/smartcar/callback"
 	}
 	if c.Simulators && c.AppleJWKSURL == "" {
 		base := "http://" + c.HTTPAddr + "/sim/apple"
@@ -163,6 +224,23 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 8<<20 {
 		add("BETTERKEY_MAX_BODY_BYTES must be between 1 KiB and 8 MiB")
 	}
+	if (c.KeyringFile == "") == (c.VaultAddr == "") {
+		add("exactly one of BETTERKEY_KEYRING_FILE (development) and BETTERKEY_VAULT_ADDR must be set")
+	}
+	if c.VaultAddr != "" && (c.VaultTransitKey == "" || (c.VaultToken.Empty() && (c.VaultRoleID == "" || c.VaultSecretID.Empty()))) {
+		add("Vault needs BETTERKEY_VAULT_TRANSIT_KEY and BETTERKEY_VAULT_TOKEN or BETTERKEY_VAULT_ROLE_ID with BETTERKEY_VAULT_SECRET_ID")
+	}
+	if c.SmartcarClientID == "" || c.SmartcarClientSecret.Empty() || c.SmartcarRedirectURI == "" {
+		add("BETTERKEY_SMARTCAR_CLIENT_ID, BETTERKEY_SMARTCAR_CLIENT_SECRET and BETTERKEY_SMARTCAR_REDIRECT_URI are required")
+	}
+	switch c.SmartcarMode {
+	case "live", "test", "simulated":
+	default:
+		add("BETTERKEY_SMARTCAR_MODE must be live, test or simulated")
+	}
+	if u, err := url.Parse(c.AppReturnURL); err != nil || u.Scheme == "" {
+		add("BETTERKEY_APP_RETURN_URL must be an absolute URL (an app scheme or https)")
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		add("BETTERKEY_TLS_CERT_FILE and BETTERKEY_TLS_KEY_FILE go together")
 	}
@@ -193,6 +271,20 @@ func (c Config) validateDeployed() []error {
 	}
 	if !strings.HasPrefix(c.DatabaseURL.Reveal(), "postgres://") && !strings.HasPrefix(c.DatabaseURL.Reveal(), "postgresql://") {
 		add("BETTERKEY_DATABASE_URL must be a postgres:// URL outside development")
+	}
+	if c.Env == Production && c.SmartcarMode != "live" {
+		add("BETTERKEY_SMARTCAR_MODE must be live in production")
+	}
+	if len(c.SmartcarWebhookSecrets) == 0 {
+		add("BETTERKEY_SMARTCAR_WEBHOOK_SECRETS is required outside development")
+	}
+	if len(c.SmartcarWebhookSecrets) > 2 {
+		add("BETTERKEY_SMARTCAR_WEBHOOK_SECRETS takes at most two secrets (current, previous)")
+	}
+	for name, raw := range map[string]string{"BETTERKEY_SMARTCAR_API_URL": c.SmartcarAPIURL, "BETTERKEY_SMARTCAR_AUTH_URL": c.SmartcarAuthURL, "BETTERKEY_SMARTCAR_CONNECT_URL": c.SmartcarConnectURL, "BETTERKEY_VAULT_ADDR": c.VaultAddr} {
+		if u, err := url.Parse(raw); raw != "" && (err != nil || u.Scheme != "https") {
+			add(name + " must be https outside development")
+		}
 	}
 	if u, err := url.Parse(c.AppleJWKSURL); err == nil && u.Scheme != "https" {
 		add("BETTERKEY_APPLE_JWKS_URL must be https outside development")
@@ -236,6 +328,16 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_SESSION_SIGNING_KEY", c.SessionSigningKey)
 	line("BETTERKEY_ADMIN_TOKENS", fmt.Sprintf("%d configured", len(c.AdminTokens)))
 	line("BETTERKEY_KEYRING_FILE", c.KeyringFile)
+	line("BETTERKEY_VAULT_ADDR", c.VaultAddr)
+	line("BETTERKEY_VAULT_TOKEN", c.VaultToken)
+	line("BETTERKEY_VAULT_TRANSIT_KEY", c.VaultTransitKey)
+	line("BETTERKEY_SMARTCAR_API_URL", c.SmartcarAPIURL)
+	line("BETTERKEY_SMARTCAR_CLIENT_ID", c.SmartcarClientID)
+	line("BETTERKEY_SMARTCAR_CLIENT_SECRET", c.SmartcarClientSecret)
+	line("BETTERKEY_SMARTCAR_REDIRECT_URI", c.SmartcarRedirectURI)
+	line("BETTERKEY_SMARTCAR_MODE", c.SmartcarMode)
+	line("BETTERKEY_SMARTCAR_WEBHOOK_SECRETS", fmt.Sprintf("%d configured", len(c.SmartcarWebhookSecrets)))
+	line("BETTERKEY_APP_RETURN_URL", c.AppReturnURL)
 	return out
 }
 

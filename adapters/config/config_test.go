@@ -18,13 +18,22 @@ func load(vars map[string]string) (config.Config, error) {
 // production returns a valid production environment; each case breaks one rule.
 func production() map[string]string {
 	return map[string]string{
-		"BETTERKEY_ENV":                 "production",
-		"BETTERKEY_DATABASE_URL":        "postgres://app:CANARY-PW@db.internal:5432/betterkey",
-		"BETTERKEY_APPLE_JWKS_URL":      "https://appleid.apple.com/auth/keys",
-		"BETTERKEY_APPLE_AUDIENCES":     "com.betterkey.app",
-		"BETTERKEY_SESSION_SIGNING_KEY": signingKey,
-		"BETTERKEY_TLS_CERT_FILE":       "/etc/tls/cert.pem",
-		"BETTERKEY_TLS_KEY_FILE":        "/etc/tls/key.pem",
+		"BETTERKEY_ENV":                      "production",
+		"BETTERKEY_DATABASE_URL":             "postgres://app:CANARY-PW@db.internal:5432/betterkey",
+		"BETTERKEY_APPLE_JWKS_URL":           "https://appleid.apple.com/auth/keys",
+		"BETTERKEY_APPLE_AUDIENCES":          "com.betterkey.app",
+		"BETTERKEY_SESSION_SIGNING_KEY":      signingKey,
+		"BETTERKEY_TLS_CERT_FILE":            "/etc/tls/cert.pem",
+		"BETTERKEY_TLS_KEY_FILE":             "/etc/tls/key.pem",
+		"BETTERKEY_VAULT_ADDR":               "https://vault.internal:8200",
+		"BETTERKEY_VAULT_TOKEN":              "CANARY-VAULT-TOKEN",
+		"BETTERKEY_VAULT_TRANSIT_KEY":        "betterkey-tokens",
+		"BETTERKEY_SMARTCAR_CLIENT_ID":       "client",
+		"BETTERKEY_SMARTCAR_CLIENT_SECRET":   "CANARY-SMARTCAR-SECRET",
+		"BETTERKEY_SMARTCAR_REDIRECT_URI":    "https://api.betterkey.app/v1/smartcar/callback",
+		"BETTERKEY_SMARTCAR_MODE":            "live",
+		"BETTERKEY_SMARTCAR_WEBHOOK_SECRETS": "CANARY-WEBHOOK-SECRET",
+		"BETTERKEY_APP_RETURN_URL":           "betterkey://vehicles/connected",
 	}
 }
 
@@ -54,7 +63,10 @@ func TestDeployedEnvironmentsRefuseShortcuts(t *testing.T) {
 	}{
 		"apple verify shortcut": {map[string]string{"BETTERKEY_DEV_SKIP_APPLE_VERIFY": "true"}, "DEV_SKIP_APPLE_VERIFY"},
 		"simulators":            {map[string]string{"BETTERKEY_SIMULATORS": "true"}, "SIMULATORS"},
-		"local keyring":         {map[string]string{"BETTERKEY_KEYRING_FILE": "/tmp/k.json"}, "KEYRING"},
+		"local keyring":         {map[string]string{"BETTERKEY_KEYRING_FILE": "/tmp/k.json", "BETTERKEY_VAULT_ADDR": ""}, "KEYRING"},
+		"no webhook secret":     {map[string]string{"BETTERKEY_SMARTCAR_WEBHOOK_SECRETS": ""}, "WEBHOOK_SECRETS"},
+		"http smartcar":         {map[string]string{"BETTERKEY_SMARTCAR_API_URL": "http://api.smartcar.com"}, "SMARTCAR_API_URL"},
+		"no vault credentials":  {map[string]string{"BETTERKEY_VAULT_TOKEN": ""}, "VAULT"},
 		"file database":         {map[string]string{"BETTERKEY_DATABASE_URL": "file:x.db"}, "DATABASE_URL"},
 		"plain http":            {map[string]string{"BETTERKEY_TLS_CERT_FILE": "", "BETTERKEY_TLS_KEY_FILE": ""}, "plain HTTP"},
 		"http jwks":             {map[string]string{"BETTERKEY_APPLE_JWKS_URL": "http://appleid.apple.com/auth/keys"}, "https"},
@@ -65,6 +77,12 @@ func TestDeployedEnvironmentsRefuseShortcuts(t *testing.T) {
 		"bad duration":          {map[string]string{"BETTERKEY_ACCESS_TOKEN_TTL": "soon"}, "ACCESS_TOKEN_TTL"},
 	}
 	for _, env := range []string{"staging", "production"} {
+		if env == "production" {
+			cases["smartcar test mode"] = struct {
+				set  map[string]string
+				want string
+			}{map[string]string{"BETTERKEY_SMARTCAR_MODE": "test"}, "SMARTCAR_MODE"}
+		}
 		for name, tc := range cases {
 			t.Run(env+"/"+name, func(t *testing.T) {
 				vars := production()
@@ -76,7 +94,7 @@ func TestDeployedEnvironmentsRefuseShortcuts(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("got %v, want an error naming %s", err, tc.want)
 				}
-				if strings.Contains(err.Error(), "CANARY-PW") || strings.Contains(err.Error(), signingKey) {
+				if strings.Contains(err.Error(), "CANARY") || strings.Contains(err.Error(), signingKey) {
 					t.Fatal("the error leaks a secret")
 				}
 			})
@@ -92,7 +110,7 @@ func TestPrintingMasksSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, out := range []string{c.String(), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
-		for _, secret := range []string{"CANARY-PW", signingKey, "CANARY-ADMIN-TOKEN"} {
+		for _, secret := range []string{"CANARY", signingKey} {
 			if strings.Contains(out, secret) {
 				t.Fatalf("printed config contains a secret:\n%s", out)
 			}

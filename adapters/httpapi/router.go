@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/betterkey/backend/app/identity"
+	"github.com/betterkey/backend/app/vehiclelink"
 )
 
 // Options tune the transport.
@@ -19,11 +20,14 @@ type Options struct {
 	MaxBodyBytes        int64
 	RequireHTTPS        bool
 	TrustForwardedProto bool
+	// AppReturnURL is where the Smartcar callback sends the owner back, with status and code.
+	AppReturnURL string
 }
 
 // Deps are the use cases and probes the routes call.
 type Deps struct {
 	Identity *identity.Service
+	Vehicles *vehiclelink.Service
 	// Ready reports whether the database and encryption are usable; /readyz calls it.
 	Ready    func(ctx context.Context) error
 	Log      *slog.Logger
@@ -63,12 +67,18 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	v1.POST("/auth/nonce", a.issueNonce)
 	v1.POST("/auth/apple", a.signIn)
 	v1.POST("/auth/refresh", a.refresh)
+	v1.GET("/smartcar/callback", a.smartcarCallback)
 
 	authed := v1.Group("", a.requireSession)
 	authed.POST("/auth/signout", a.signOut)
 	authed.GET("/me", a.me)
 	authed.GET("/me/sessions", a.listSessions)
 	authed.DELETE("/me/sessions/:id", a.revokeSession)
+	authed.POST("/vehicles/connect", a.startConnect)
+	authed.GET("/vehicles", a.listVehicles)
+	authed.GET("/vehicles/:id", a.getVehicle)
+	authed.GET("/vehicles/:id/status", a.vehicleStatus)
+	authed.DELETE("/vehicles/:id", a.deleteVehicle)
 	return r, nil
 }
 

@@ -109,7 +109,7 @@ func parse(data []byte) (state, error) {
 	st := state{file: fd, minDecryption: fd.MinDecryptionVersion}
 	for i, k := range fd.Keys {
 		if k.Version != i+1 {
-			return state{}, fmt.Errorf("key %d has version %d, versions must run 1, 2, 3, ...", i+1, k.Version)
+			return state{}, fmt.Errorf("key %d has version %d, versions must count up from 1 without gaps", i+1, k.Version)
 		}
 		raw, err := base64.StdEncoding.DecodeString(k.Key)
 		if err != nil || len(raw) != keySize {

@@ -118,11 +118,14 @@ func (k *Keyring) open(b domain.SecretBinding, s domain.SealedSecret) ([]byte, e
 		return nil, fmt.Errorf("key version %d is retired: %w", v, domain.ErrSealedSecretInvalid)
 	}
 	text := s.Ciphertext()
-	raw, err := base64.StdEncoding.DecodeString(text[strings.LastIndexByte(text, ':')+1:])
-	if err != nil || len(raw) <= nonceSize+tagSize {
+	b64 := text[strings.LastIndexByte(text, ':')+1:]
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
+	n, err := base64.StdEncoding.Decode(raw, []byte(b64))
+	if err != nil || n <= nonceSize+tagSize {
 		return nil, fmt.Errorf("malformed payload: %w", domain.ErrSealedSecretInvalid)
 	}
-	pt, err := aead.Open(nil, raw[:nonceSize], raw[nonceSize:], b.Canonical())
+	// Decrypt in place: the plaintext overwrites the ciphertext in raw.
+	pt, err := aead.Open(raw[nonceSize:nonceSize], raw[:nonceSize], raw[nonceSize:n], b.Canonical())
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", domain.ErrSealedSecretInvalid)
 	}

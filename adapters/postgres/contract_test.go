@@ -52,3 +52,39 @@ func TestNoncesContract(t *testing.T) {
 		})
 	}
 }
+
+func TestConnectionsContract(t *testing.T) {
+	for _, e := range engines() {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			db := e.open(t)
+			contract.ConnectionStore(t, func(*testing.T) (ports.ConnectionStore, ports.UserStore) {
+				return postgres.NewConnections(db), postgres.NewUsers(db)
+			})
+		})
+	}
+}
+
+func TestConnectStatesContract(t *testing.T) {
+	for _, e := range engines() {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			db := e.open(t)
+			contract.ConnectStateStore(t, func(*testing.T) (ports.ConnectStateStore, ports.UserStore) {
+				return postgres.NewConnectStates(db), postgres.NewUsers(db)
+			})
+		})
+	}
+}
+
+func TestSealedSecretsContract(t *testing.T) {
+	for _, e := range engines() {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			db := e.open(t)
+			contract.SealedSecretStore(t, func(*testing.T) (ports.SealedSecretStore, ports.ConnectionStore, ports.UserStore) {
+				return postgres.NewSealedSecrets(db), postgres.NewConnections(db), postgres.NewUsers(db)
+			})
+		})
+	}
+}

@@ -6,15 +6,20 @@ import (
 	"github.com/betterkey/backend/ports"
 )
 
-// Module provides the identity stores as their port interfaces, so that a graph swaps between
-// this module and the in-memory fakes without touching the use cases. It needs a *DB in the
-// graph: the wiring owns opening it (from the configured URL), migrating it where the command
-// calls for it, and closing it in an OnStop hook, because those steps depend on configuration
-// and on which command runs.
+// Module provides the identity stores, the vehicle-link stores and the key-management view of
+// every secret at rest as their port interfaces, so that a graph swaps between this module and
+// the in-memory fakes without touching the use cases. They all share one *DB, which is what lets
+// a rewrap through the SealedSecretStore be what the ConnectionStore reads next. The *DB must be
+// in the graph: the wiring owns opening it (from the configured URL), migrating it where the
+// command calls for it, and closing it in an OnStop hook, because those steps depend on
+// configuration and on which command runs.
 var Module = fx.Module("postgres",
 	fx.Provide(
 		fx.Annotate(NewUsers, fx.As(new(ports.UserStore))),
 		fx.Annotate(NewSessions, fx.As(new(ports.SessionStore))),
 		fx.Annotate(NewNonces, fx.As(new(ports.NonceStore))),
+		fx.Annotate(NewConnectStates, fx.As(new(ports.ConnectStateStore))),
+		fx.Annotate(NewConnections, fx.As(new(ports.ConnectionStore))),
+		fx.Annotate(NewSealedSecrets, fx.As(new(ports.SealedSecretStore))),
 	),
 )

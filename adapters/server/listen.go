@@ -57,6 +57,9 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST,
 	if sims.Apple != nil {
 		public.Handle("/sim/apple/", http.StripPrefix("/sim/apple", sims.Apple.Handler()))
 	}
+	if sims.Smartcar != nil {
+		public.Handle("/sim/smartcar/", http.StripPrefix("/sim/smartcar", sims.Smartcar.Handler()))
+	}
 	shared := cfg.AdminAddr == cfg.HTTPAddr
 	if shared {
 		public.Handle(admin.Path, admin.Handler)

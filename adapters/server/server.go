@@ -21,7 +21,9 @@ import (
 	"github.com/betterkey/backend/adapters/httpapi"
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/sessiontoken"
+	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/app/identity"
+	"github.com/betterkey/backend/app/vehiclelink"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
@@ -41,6 +43,12 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			fx.Annotate(postgres.NewUsers, fx.As(new(ports.UserStore))),
 			fx.Annotate(postgres.NewSessions, fx.As(new(ports.SessionStore))),
 			fx.Annotate(postgres.NewNonces, fx.As(new(ports.NonceStore))),
+			fx.Annotate(postgres.NewConnectStates, fx.As(new(ports.ConnectStateStore))),
+			fx.Annotate(postgres.NewConnections, fx.As(new(ports.ConnectionStore))),
+			fx.Annotate(postgres.NewSealedSecrets, fx.As(new(ports.SealedSecretStore))),
+			newCipher,
+			newVehicleAPI,
+			newVehicleLink,
 			newAppleVerifier,
 			newAccessTokens,
 			newIdentity,
@@ -116,10 +124,11 @@ func newIdentity(cfg config.Config, d identityDeps) *identity.Service {
 // Simulators are the built-in upstream simulators, present only in development with
 // BETTERKEY_SIMULATORS on.
 type Simulators struct {
-	Apple *applesim.Simulator
+	Apple    *applesim.Simulator
+	Smartcar *smartcarsim.Simulator
 }
 
-func newSimulators(cfg config.Config) (*Simulators, error) {
+func newSimulators(lc fx.Lifecycle, cfg config.Config) (*Simulators, error) {
 	if !cfg.Simulators {
 		return &Simulators{}, nil
 	}
@@ -134,15 +143,38 @@ func newSimulators(cfg config.Config) (*Simulators, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Simulators{Apple: sim}, nil
+	sc, err := smartcarsim.New(smartcarsim.Options{
+		ClientID: cfg.SmartcarClientID, ClientSecret: cfg.SmartcarClientSecret.Reveal(),
+		RedirectURIs: []string{cfg.SmartcarRedirectURI}, ManagementToken: config.DevSmartcarManagementToken,
+		SeedDefaultUser: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(func() { sim.Close(); sc.Close() }))
+	return &Simulators{Apple: sim, Smartcar: sc}, nil
 }
 
 // REST is the mobile app's HTTP handler.
 type REST struct{ http.Handler }
 
-func newREST(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, id *identity.Service, db *postgres.DB) (REST, error) {
-	h, err := httpapi.New(httpapi.Deps{Identity: id, Ready: db.Ping, Log: log, Registry: reg}, httpapi.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes, RequireHTTPS: cfg.Secure(), TrustForwardedProto: cfg.TrustForwardedProto,
+type restDeps struct {
+	fx.In
+	Cfg      config.Config
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	Identity *identity.Service
+	Vehicles *vehiclelink.Service
+	DB       *postgres.DB
+	Cipher   ports.TokenCipher
+}
+
+func newREST(d restDeps) (REST, error) {
+	h, err := httpapi.New(httpapi.Deps{
+		Identity: d.Identity, Vehicles: d.Vehicles, Ready: readiness(d.DB, d.Cipher), Log: d.Log, Registry: d.Registry,
+	}, httpapi.Options{
+		MaxBodyBytes: d.Cfg.MaxBodyBytes, RequireHTTPS: d.Cfg.Secure(), TrustForwardedProto: d.Cfg.TrustForwardedProto,
+		AppReturnURL: d.Cfg.AppReturnURL,
 	})
 	return REST{h}, err
 }

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"github.com/betterkey/backend/adapters/postgres/pgtest"
 	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/sessiontoken"
+	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 )
 
 const audience = "com.betterkey.app"
@@ -51,13 +54,27 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// infra is what server instances share: the simulators, the database and the keys.
+type infra struct {
+	apple      *applesim.Simulator
+	appleURL   string
+	smartcar   *smartcarsim.Simulator
+	scURL      string
+	dbURL      string
+	keyring    string
+	signingKey string
+}
+
 // env is one running server with its simulators and the material the scans need.
 type env struct {
-	t          testing.TB
-	apple      *applesim.Simulator
-	servers    *server.Servers
-	dbURL      string
-	logs       *syncBuffer
+	t       testing.TB
+	infra   *infra
+	apple   *applesim.Simulator
+	sc      *smartcarsim.Simulator
+	servers *server.Servers
+	dbURL   string
+	logs    *syncBuffer
+	// signingKey is the session signing key, a secret the scans look for.
 	signingKey string
 	mu         sync.Mutex
 	bodies     []string // every response body seen
@@ -65,7 +82,20 @@ type env struct {
 
 type option func(map[string]string)
 
-func startServer(t testing.TB, opts ...option) *env {
+// freeAddr reserves a loopback port for a server whose address must be known before it starts
+// (the Smartcar redirect URI names it).
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+func newInfra(t testing.TB, redirectURI string) *infra {
 	t.Helper()
 	sim, err := applesim.New(applesim.Options{DefaultAudience: audience})
 	if err != nil {
@@ -74,20 +104,58 @@ func startServer(t testing.TB, opts ...option) *env {
 	simSrv := httptest.NewServer(sim.Handler())
 	t.Cleanup(simSrv.Close)
 	t.Cleanup(sim.Close)
+	sc, err := smartcarsim.New(smartcarsim.Options{
+		ClientID: config.DevSmartcarClientID, ClientSecret: config.DevSmartcarClientSecret,
+		RedirectURIs: []string{redirectURI}, ManagementToken: config.DevSmartcarManagementToken,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scSrv := httptest.NewServer(sc.Handler())
+	t.Cleanup(scSrv.Close)
+	t.Cleanup(sc.Close)
+	return &infra{
+		apple: sim, appleURL: simSrv.URL, smartcar: sc, scURL: scSrv.URL, dbURL: pgtest.NewURL(t),
+		keyring: filepath.Join(t.TempDir(), "keyring.json"), signingKey: sessiontoken.GenerateKey().Reveal(),
+	}
+}
 
-	e := &env{t: t, apple: sim, logs: &syncBuffer{}, dbURL: pgtest.NewURL(t), signingKey: sessiontoken.GenerateKey().Reveal()}
+// startServer starts one server on fresh infrastructure.
+func startServer(t testing.TB, opts ...option) *env {
+	t.Helper()
+	addr := freeAddr(t)
+	return startOn(t, newInfra(t, "http://"+addr+"/v1/smartcar/callback"), addr, opts...)
+}
+
+// another starts a second server instance (a second replica) on e's infrastructure.
+func (e *env) another() *env {
+	e.t.Helper()
+	return startOn(e.t, e.infra, freeAddr(e.t))
+}
+
+func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
+	t.Helper()
+	e := &env{t: t, infra: in, apple: in.apple, sc: in.smartcar, logs: &syncBuffer{}, dbURL: in.dbURL, signingKey: in.signingKey}
 	vars := map[string]string{
-		"BETTERKEY_ENV":                 "development",
-		"BETTERKEY_HTTP_ADDR":           "127.0.0.1:0",
-		"BETTERKEY_ADMIN_ADDR":          "127.0.0.1:0",
-		"BETTERKEY_DATABASE_URL":        e.dbURL,
-		"BETTERKEY_SIMULATORS":          "false",
-		"BETTERKEY_APPLE_JWKS_URL":      simSrv.URL + "/auth/keys",
-		"BETTERKEY_APPLE_AUDIENCES":     audience + ",com.betterkey.app.watchkitapp",
-		"BETTERKEY_SESSION_SIGNING_KEY": e.signingKey,
-		"BETTERKEY_ADMIN_TOKENS":        canaryAdminToken,
-		"BETTERKEY_LOG_LEVEL":           "debug",
-		"BETTERKEY_LOG_FORMAT":          "json",
+		"BETTERKEY_ENV":                    "development",
+		"BETTERKEY_HTTP_ADDR":              addr,
+		"BETTERKEY_ADMIN_ADDR":             "127.0.0.1:0",
+		"BETTERKEY_DATABASE_URL":           in.dbURL,
+		"BETTERKEY_SIMULATORS":             "false",
+		"BETTERKEY_KEYRING_FILE":           in.keyring,
+		"BETTERKEY_APPLE_JWKS_URL":         in.appleURL + "/auth/keys",
+		"BETTERKEY_APPLE_AUDIENCES":        audience + ",com.betterkey.app.watchkitapp",
+		"BETTERKEY_SESSION_SIGNING_KEY":    in.signingKey,
+		"BETTERKEY_ADMIN_TOKENS":           canaryAdminToken,
+		"BETTERKEY_SMARTCAR_CONNECT_URL":   in.scURL,
+		"BETTERKEY_SMARTCAR_AUTH_URL":      in.scURL,
+		"BETTERKEY_SMARTCAR_API_URL":       in.scURL,
+		"BETTERKEY_SMARTCAR_CLIENT_ID":     config.DevSmartcarClientID,
+		"BETTERKEY_SMARTCAR_CLIENT_SECRET": config.DevSmartcarClientSecret,
+		"BETTERKEY_SMARTCAR_REDIRECT_URI":  "http://" + addr + "/v1/smartcar/callback",
+		"BETTERKEY_APP_RETURN_URL":         "betterkey://vehicles/connected",
+		"BETTERKEY_LOG_LEVEL":              "debug",
+		"BETTERKEY_LOG_FORMAT":             "json",
 	}
 	for _, o := range opts {
 		o(vars)

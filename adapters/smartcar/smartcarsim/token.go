@@ -169,3 +169,32 @@ func (s *Simulator) issueTokens(w http.ResponseWriter, r *http.Request, g *grant
 	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: access, TokenType: "Bearer",
 		ExpiresIn: int(AccessTokenLifetime / time.Second), RefreshToken: refresh})
 }
+
+// ExpireAccessTokens makes every access token issued so far invalid at once (401 AUTHENTICATION),
+// as when Smartcar rotates credentials early; refresh tokens keep working. Tests use it to make
+// every in-flight request need a refresh at the same moment without moving any clock.
+func (s *Simulator) ExpireAccessTokens() {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.access {
+		if t.expires.After(now) {
+			t.expires = now
+		}
+	}
+}
+
+// IssuedTokens lists every token value the simulator issued and still
+// remembers, so a test can scan stores, logs and responses for them.
+func (s *Simulator) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.access)+len(s.refresh))
+	for k := range s.access {
+		out = append(out, k)
+	}
+	for k := range s.refresh {
+		out = append(out, k)
+	}
+	return out
+}

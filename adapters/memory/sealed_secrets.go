@@ -1,0 +1,113 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/ports"
+)
+
+// SealedSecrets is an in-memory ports.SealedSecretStore and the fakes' one table of secrets at
+// rest, as sealed_secrets is in the database: Connections keeps its token sets here, so a rewrap
+// that replaces a value through this store is what the connection store reads next, exactly as
+// with the real adapters.
+type SealedSecrets struct {
+	mu sync.Mutex
+	m  map[domain.SecretBinding]domain.SealedSecret
+}
+
+var _ ports.SealedSecretStore = (*SealedSecrets)(nil)
+
+// NewSealedSecrets returns an empty table.
+func NewSealedSecrets() *SealedSecrets {
+	return &SealedSecrets{m: map[domain.SecretBinding]domain.SealedSecret{}}
+}
+
+// KeyVersionCounts implements ports.SealedSecretStore.
+func (s *SealedSecrets) KeyVersionCounts(_ context.Context) (map[int]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int]int{}
+	for _, v := range s.m {
+		out[v.KeyVersion()]++
+	}
+	return out, nil
+}
+
+// BelowVersion implements ports.SealedSecretStore with the database's order: purpose, user id and
+// connection id compared byte by byte.
+func (s *SealedSecrets) BelowVersion(_ context.Context, version int, after domain.SecretBinding, limit int) ([]ports.StoredSecret, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	if after.UserID != "" && !domain.ValidID(string(after.UserID)) {
+		return nil, fmt.Errorf("list sealed secrets: %w", domain.Invalid("after.user_id", "must be a canonical uuid"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []ports.StoredSecret
+	for b, v := range s.m {
+		if v.KeyVersion() < version && compareBindings(b, after) > 0 {
+			out = append(out, ports.StoredSecret{Binding: b, Sealed: v})
+		}
+	}
+	slices.SortFunc(out, func(a, b ports.StoredSecret) int { return compareBindings(a.Binding, b.Binding) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Replace implements ports.SealedSecretStore as a compare-and-swap on the stored ciphertext.
+func (s *SealedSecrets) Replace(_ context.Context, b domain.SecretBinding, old, replacement domain.SealedSecret) (bool, error) {
+	if replacement.IsZero() {
+		return false, fmt.Errorf("replace sealed secret: %w", domain.Invalid("replacement", "must not be empty"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.m[b]
+	if !ok || cur.Ciphertext() != old.Ciphertext() {
+		return false, nil
+	}
+	s.m[b] = replacement
+	return true, nil
+}
+
+// get returns the secret stored under b, the zero value when there is none.
+func (s *SealedSecrets) get(b domain.SecretBinding) domain.SealedSecret {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[b]
+}
+
+// put stores v under b; a zero v removes the row, since an empty ciphertext must never stand in
+// for a secret.
+func (s *SealedSecrets) put(b domain.SecretBinding, v domain.SealedSecret) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v.IsZero() {
+		delete(s.m, b)
+		return
+	}
+	s.m[b] = v
+}
+
+// remove deletes the row under b, if any.
+func (s *SealedSecrets) remove(b domain.SecretBinding) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, b)
+}
+
+// compareBindings orders bindings as the database's primary key does.
+func compareBindings(a, b domain.SecretBinding) int {
+	return cmp.Or(
+		cmp.Compare(a.Purpose, b.Purpose),
+		cmp.Compare(a.UserID, b.UserID),
+		cmp.Compare(a.ConnectionID, b.ConnectionID),
+	)
+}

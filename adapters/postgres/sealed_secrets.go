@@ -1,0 +1,173 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/ports"
+)
+
+// SealedSecrets is the database ports.SealedSecretStore. Every secret at rest lives in the one
+// sealed_secrets table, keyed by the binding its ciphertext is sealed to, so that rotating a key
+// finds all of them in one place whatever row they belong to; the stores that own secrets (the
+// connection store's token sets) write there in their own transactions.
+type SealedSecrets struct {
+	db  *DB
+	now func() time.Time // stamps updated_at, which only operators read
+}
+
+var _ ports.SealedSecretStore = (*SealedSecrets)(nil)
+
+// NewSealedSecrets returns the secrets-at-rest store on db.
+func NewSealedSecrets(db *DB) *SealedSecrets { return &SealedSecrets{db: db, now: time.Now} }
+
+// sealedRow is the sealed_secrets table. Only the sealed form of a secret is ever stored.
+type sealedRow struct {
+	Purpose      string    `gorm:"column:purpose;primaryKey"`
+	UserID       string    `gorm:"column:user_id;primaryKey"`
+	ConnectionID string    `gorm:"column:connection_id;primaryKey"`
+	KeyVersion   int       `gorm:"column:key_version"`
+	Ciphertext   string    `gorm:"column:ciphertext"`
+	CreatedAt    time.Time `gorm:"column:created_at;autoCreateTime:false"`
+	UpdatedAt    time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
+}
+
+func (sealedRow) TableName() string { return "sealed_secrets" }
+
+func (r sealedRow) toDomain() (ports.StoredSecret, error) {
+	v, err := domain.ParseSealed(r.Ciphertext)
+	if err != nil {
+		return ports.StoredSecret{}, fmt.Errorf("decode sealed secret: %w", err)
+	}
+	b := domain.SecretBinding{Purpose: r.Purpose, UserID: domain.UserID(r.UserID), ConnectionID: r.ConnectionID}
+	return ports.StoredSecret{Binding: b, Sealed: v}, nil
+}
+
+// KeyVersionCounts implements ports.SealedSecretStore with one GROUP BY over the key_version
+// index.
+func (s *SealedSecrets) KeyVersionCounts(ctx context.Context) (map[int]int, error) {
+	var rows []struct {
+		KeyVersion int `gorm:"column:key_version"`
+		N          int `gorm:"column:n"`
+	}
+	err := s.db.r.WithContext(ctx).Model(&sealedRow{}).Select("key_version, count(*) AS n").Group("key_version").Scan(&rows).Error
+	if err != nil {
+		return nil, translate("count sealed secrets by key version", err)
+	}
+	out := make(map[int]int, len(rows))
+	for _, r := range rows {
+		out[r.KeyVersion] = r.N
+	}
+	return out, nil
+}
+
+// BelowVersion implements ports.SealedSecretStore. The order is the primary key's, compared
+// bytewise on both dialects (uuid and COLLATE "C" text on PostgreSQL, BINARY text on SQLite), so
+// a page boundary is a plain row-value comparison the index answers. An after binding without a
+// user sorts before every row of its purpose, as it would among real bindings.
+func (s *SealedSecrets) BelowVersion(ctx context.Context, version int, after domain.SecretBinding, limit int) ([]ports.StoredSecret, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	q := s.db.r.WithContext(ctx).Where("key_version < ?", version)
+	switch {
+	case after.UserID == "":
+		q = q.Where("purpose >= ?", after.Purpose)
+	case !domain.ValidID(string(after.UserID)):
+		return nil, fmt.Errorf("list sealed secrets: %w", domain.Invalid("after.user_id", "must be a canonical uuid"))
+	default:
+		q = q.Where("(purpose, user_id, connection_id) > (?, ?, ?)", after.Purpose, string(after.UserID), after.ConnectionID)
+	}
+	var rows []sealedRow
+	if err := q.Order("purpose, user_id, connection_id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, translate("list sealed secrets", err)
+	}
+	out := make([]ports.StoredSecret, 0, len(rows))
+	for _, r := range rows {
+		x, err := r.toDomain()
+		if err != nil {
+			return nil, fmt.Errorf("list sealed secrets: %w", err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// Replace implements ports.SealedSecretStore as one conditional UPDATE: the database applies it
+// only while the row still holds old, so a rewrap never overwrites a token set a refresh wrote
+// meanwhile, and of concurrent swaps of one value exactly one succeeds.
+func (s *SealedSecrets) Replace(ctx context.Context, b domain.SecretBinding, old, replacement domain.SealedSecret) (bool, error) {
+	if replacement.IsZero() {
+		return false, fmt.Errorf("replace sealed secret: %w", domain.Invalid("replacement", "must not be empty"))
+	}
+	if !domain.ValidID(string(b.UserID)) || old.IsZero() {
+		return false, nil
+	}
+	res := s.db.w.WithContext(ctx).Model(&sealedRow{}).
+		Where("purpose = ? AND user_id = ? AND connection_id = ? AND ciphertext = ?",
+			b.Purpose, string(b.UserID), b.ConnectionID, old.Ciphertext()).
+		Updates(map[string]any{
+			"ciphertext":  replacement.Ciphertext(),
+			"key_version": replacement.KeyVersion(),
+			"updated_at":  dbTime(s.now()),
+		})
+	if res.Error != nil {
+		return false, translate("replace sealed secret", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// readSecret returns the secret stored under b inside tx, the zero value when there is none.
+func readSecret(tx *gorm.DB, b domain.SecretBinding) (domain.SealedSecret, error) {
+	var rows []sealedRow
+	err := tx.Select("ciphertext").Where("purpose = ? AND user_id = ? AND connection_id = ?",
+		b.Purpose, string(b.UserID), b.ConnectionID).Limit(1).Find(&rows).Error
+	if err != nil {
+		return domain.SealedSecret{}, translate("read sealed secret", err)
+	}
+	if len(rows) == 0 {
+		return domain.SealedSecret{}, nil
+	}
+	return parseStoredSecret(&rows[0].Ciphertext)
+}
+
+// writeSecret stores v under b inside tx, replacing what was there; a zero v deletes the row,
+// because an empty ciphertext must never stand in for a secret.
+func writeSecret(tx *gorm.DB, b domain.SecretBinding, v domain.SealedSecret, now time.Time) error {
+	if v.IsZero() {
+		return deleteSecret(tx, b)
+	}
+	at := dbTime(now)
+	row := sealedRow{Purpose: b.Purpose, UserID: string(b.UserID), ConnectionID: b.ConnectionID,
+		KeyVersion: v.KeyVersion(), Ciphertext: v.Ciphertext(), CreatedAt: at, UpdatedAt: at}
+	err := tx.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "purpose"}, {Name: "user_id"}, {Name: "connection_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"key_version", "ciphertext", "updated_at"}),
+	}).Create(&row).Error
+	return translate("write sealed secret", err)
+}
+
+// deleteSecret removes the row under b inside tx, if any.
+func deleteSecret(tx *gorm.DB, b domain.SecretBinding) error {
+	err := tx.Where("purpose = ? AND user_id = ? AND connection_id = ?", b.Purpose, string(b.UserID), b.ConnectionID).
+		Delete(&sealedRow{}).Error
+	return translate("delete sealed secret", err)
+}
+
+// parseStoredSecret reads a nullable ciphertext column: NULL is no secret, anything else must
+// be a well-formed sealed value (a malformed one wraps domain.ErrSealedSecretInvalid).
+func parseStoredSecret(text *string) (domain.SealedSecret, error) {
+	if text == nil {
+		return domain.SealedSecret{}, nil
+	}
+	v, err := domain.ParseSealed(*text)
+	if err != nil {
+		return domain.SealedSecret{}, fmt.Errorf("decode sealed secret: %w", err)
+	}
+	return v, nil
+}

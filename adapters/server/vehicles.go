@@ -1,0 +1,36 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/betterkey/backend/adapters/cipherprobe"
+	"github.com/betterkey/backend/adapters/config"
+	"github.com/betterkey/backend/adapters/postgres"
+	"github.com/betterkey/backend/adapters/smartcar"
+	"github.com/betterkey/backend/app/vehiclelink"
+	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/ports"
+)
+
+func newVehicleAPI(cfg config.Config) (ports.VehicleAPI, error) {
+	return smartcar.New(smartcar.Config{
+		ConnectURL: cfg.SmartcarConnectURL, AuthURL: cfg.SmartcarAuthURL, APIURL: cfg.SmartcarAPIURL,
+		ClientID: cfg.SmartcarClientID, ClientSecret: cfg.SmartcarClientSecret, RedirectURI: cfg.SmartcarRedirectURI,
+		Mode: smartcar.Mode(cfg.SmartcarMode),
+	}, nil)
+}
+
+func newVehicleLink(states ports.ConnectStateStore, conns ports.ConnectionStore, api ports.VehicleAPI, c ports.TokenCipher) *vehiclelink.Service {
+	return vehiclelink.New(vehiclelink.Deps{States: states, Connections: conns, API: api, Cipher: c}, vehiclelink.Config{})
+}
+
+// readiness reports whether the database answers and the cipher still seals, opens and binds.
+func readiness(db *postgres.DB, c ports.TokenCipher) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := db.Ping(ctx); err != nil {
+			return errors.Join(domain.ErrUnavailable, err)
+		}
+		return cipherprobe.Canary(ctx, c)
+	}
+}

@@ -1,0 +1,142 @@
+package vehiclelink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/betterkey/backend/domain"
+)
+
+// errKeepCurrent ends a locked update without writing: another caller refreshed already.
+var errKeepCurrent = errors.New("token set already fresh")
+
+// WithAccess runs fn with a usable access token of the connection. An access token that is about
+// to expire is refreshed first; one the upstream rejects anyway is refreshed once and fn retried.
+// A dead grant marks the connection needs_reauth or revoked. Other modules (commands) use this so
+// that every upstream call goes through one refresh discipline.
+func (s *Service) WithAccess(ctx context.Context, id domain.ConnectionID, fn func(access domain.Secret) error) error {
+	conn, err := s.d.Connections.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("get connection: %w", err)
+	}
+	if err := conn.Usable(); err != nil {
+		return err
+	}
+	tokens, err := s.open(ctx, conn)
+	if err != nil {
+		return err
+	}
+	refreshed := false
+	if !tokens.AccessValidAt(s.now(), s.cfg.RefreshMargin) {
+		if tokens, err = s.refresh(ctx, id, tokens); err != nil {
+			return err
+		}
+		refreshed = true
+	}
+	err = fn(tokens.AccessToken)
+	if errors.Is(err, domain.ErrReauthRequired) && !refreshed {
+		// The upstream rejected a token our clock still trusts (revoked or rotated early):
+		// refresh once, then retry.
+		if tokens, err = s.refresh(ctx, id, tokens); err != nil {
+			return err
+		}
+		err = fn(tokens.AccessToken)
+	}
+	if errors.Is(err, domain.ErrConsentRevoked) {
+		return errors.Join(err, s.mark(ctx, id, domain.ConnectionRevoked))
+	}
+	return err
+}
+
+// refresh replaces the connection's token set under the connection's row lock, which every
+// replica takes, so one refresh reaches the upstream however many requests need it. After the lock
+// it re-reads the set: when someone else replaced the token the caller saw, it uses theirs. The new
+// set is sealed and stored before it is used; a refresh token the upstream refuses marks the
+// connection for re-authentication.
+func (s *Service) refresh(ctx context.Context, id domain.ConnectionID, seen domain.TokenSet) (domain.TokenSet, error) {
+	var (
+		fresh   domain.TokenSet
+		outcome error
+	)
+	_, err := s.d.Connections.Update(ctx, id, func(c *domain.Connection) error {
+		fresh, outcome = domain.TokenSet{}, nil
+		if err := c.Usable(); err != nil {
+			return err
+		}
+		cur, err := s.open(ctx, *c)
+		if err != nil {
+			return err
+		}
+		if cur.AccessToken.Reveal() != seen.AccessToken.Reveal() && cur.AccessValidAt(s.now(), 0) {
+			fresh = cur
+			return errKeepCurrent
+		}
+		next, err := s.d.API.Refresh(ctx, cur.RefreshToken)
+		switch {
+		case errors.Is(err, domain.ErrReauthRequired):
+			c.Status, c.UpdatedAt, outcome = domain.ConnectionNeedsReauth, s.now(), err
+			return nil
+		case errors.Is(err, domain.ErrConsentRevoked):
+			c.Status, c.UpdatedAt, outcome = domain.ConnectionRevoked, s.now(), err
+			return nil
+		case err != nil:
+			return err
+		}
+		if err := s.seal(ctx, c, next); err != nil {
+			return err
+		}
+		c.UpdatedAt, c.RefreshedAt = s.now(), s.now()
+		fresh = next
+		return nil
+	})
+	switch {
+	case errors.Is(err, errKeepCurrent):
+		return fresh, nil
+	case err != nil:
+		return domain.TokenSet{}, fmt.Errorf("refresh connection tokens: %w", err)
+	case outcome != nil:
+		return domain.TokenSet{}, fmt.Errorf("refresh connection tokens: %w", outcome)
+	}
+	return fresh, nil
+}
+
+// mark records a connection status learnt from the upstream.
+func (s *Service) mark(ctx context.Context, id domain.ConnectionID, status domain.ConnectionStatus) error {
+	_, err := s.d.Connections.Update(ctx, id, func(c *domain.Connection) error {
+		c.Status, c.UpdatedAt = status, s.now()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark connection %s: %w", status, err)
+	}
+	return nil
+}
+
+// RenewDue refreshes active connections whose refresh token expires within the renewal window,
+// at most limit per call, so no connection falls off Smartcar's 60-day cliff while its owner is
+// away. It returns how many it renewed; failures of single connections are counted, not fatal.
+func (s *Service) RenewDue(ctx context.Context, limit int) (renewed, failed int, err error) {
+	ids, err := s.d.Connections.DueForRefresh(ctx, s.now().Add(s.cfg.RenewWithin), limit)
+	if err != nil {
+		return 0, 0, fmt.Errorf("find connections due for renewal: %w", err)
+	}
+	for _, id := range ids {
+		conn, err := s.d.Connections.Get(ctx, id)
+		if err != nil {
+			failed++
+			continue
+		}
+		tokens, err := s.open(ctx, conn)
+		if err == nil {
+			// Passing the current set forces the refresh unless another replica just renewed it.
+			_, err = s.refresh(ctx, id, tokens)
+		}
+		if err != nil {
+			failed++
+			continue
+		}
+		renewed++
+	}
+	return renewed, failed, nil
+}
