@@ -231,6 +231,11 @@ func sqlitePath(rawURL string) (path, query string, err error) {
 				return "", "", fmt.Errorf("sqlite uri parameter %q is set by the adapter", k)
 			}
 		}
+		if dir := filepath.Dir(strings.TrimPrefix(strings.TrimPrefix(path, "file:"), "//")); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return "", "", fmt.Errorf("create database directory: %w", err)
+			}
+		}
 		return path, query, nil
 	}
 	path = strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//")

@@ -187,3 +187,17 @@ func TestSQLiteUpdatesSerialiseAcrossHandles(t *testing.T) {
 		t.Errorf("counter = %s after %d Updates through two handles, want %d", got.DeviceName, n, n)
 	}
 }
+
+// TestOpenCreatesTheFileDatabaseDirectory: the first run on a fresh clone has no .betterkey/.
+func TestOpenCreatesTheFileDatabaseDirectory(t *testing.T) {
+	for _, scheme := range []string{"file:", "sqlite:"} {
+		dir := filepath.Join(t.TempDir(), "fresh", "state")
+		db, err := postgres.Open(t.Context(), scheme+filepath.Join(dir, "betterkey.db"), postgres.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", scheme, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
