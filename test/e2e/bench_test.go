@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
+	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/domain"
 )
 
 // benchClient keeps connections alive across parallel goroutines, as a load balancer would.
@@ -117,5 +119,85 @@ func BenchmarkRefresh(b *testing.B) {
 			tokens <- out.RefreshToken
 		}
 	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
+}
+
+// BenchmarkListVehicles measures GET /v1/vehicles over HTTP on PostgreSQL: authentication plus
+// one query; no token set is decrypted on this path.
+func BenchmarkListVehicles(b *testing.B) {
+	e := startServer(b)
+	if err := e.sc.SetConsentUser(e.sc.CreateUser(smartcarsim.DefaultFleet()...).ID); err != nil {
+		b.Fatal(err)
+	}
+	s := e.signIn(applesim.NewSubject(), "install-1", "phone")
+	if q, _ := e.connect(s.access, ""); q.Get("status") != "linked" {
+		b.Fatalf("connect: %v", q)
+	}
+	url := e.servers.HTTPURL() + "/v1/vehicles"
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Header.Set("Authorization", "Bearer "+s.access)
+			res, err := benchTransport.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Errorf("status %d", res.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkConnectionRefresh measures the refresh path: load and open the sealed set, take the
+// connection's row lock, refresh at the Smartcar simulator over HTTP, seal and store the new set.
+// Each iteration makes the upstream reject the current access token once, as a 401 would.
+func BenchmarkConnectionRefresh(b *testing.B) {
+	e := startServer(b)
+	const conns = 16
+	ids := make(chan domain.ConnectionID, conns)
+	for i := range conns {
+		if err := e.sc.SetConsentUser(e.sc.CreateUser(smartcarsim.VehicleSpec{Make: "TESLA", Model: "Model Y", Year: 2024}).ID); err != nil {
+			b.Fatal(err)
+		}
+		s := e.signIn(applesim.NewSubject(), "install-"+strconv.Itoa(i), "phone")
+		if q, _ := e.connect(s.access, ""); q.Get("status") != "linked" {
+			b.Fatalf("connect: %v", q)
+		}
+		v, err := e.link.Vehicles(b.Context(), domain.UserID(s.userID))
+		if err != nil || len(v) != 1 {
+			b.Fatalf("vehicles: %v %v", v, err)
+		}
+		ids <- v[0].ConnectionID
+	}
+	before := e.sc.Stats().Refreshes
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := <-ids
+			first := true
+			err := e.link.WithAccess(b.Context(), id, func(domain.Secret) error {
+				if first {
+					first = false
+					return domain.ErrReauthRequired
+				}
+				return nil
+			})
+			ids <- id
+			if err != nil {
+				b.Error(err)
+			}
+		}
+	})
+	b.StopTimer()
+	if got := e.sc.Stats().Refreshes - before; got != int64(b.N) {
+		b.Fatalf("%d refreshes for %d iterations", got, b.N)
+	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
 }

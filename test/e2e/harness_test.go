@@ -26,6 +26,7 @@ import (
 	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/sessiontoken"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/app/vehiclelink"
 )
 
 const audience = "com.betterkey.app"
@@ -72,6 +73,7 @@ type env struct {
 	apple   *applesim.Simulator
 	sc      *smartcarsim.Simulator
 	servers *server.Servers
+	link    *vehiclelink.Service
 	dbURL   string
 	logs    *syncBuffer
 	// signingKey is the session signing key, a secret the scans look for.
@@ -169,7 +171,7 @@ func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
 		level = slog.LevelWarn // benchmarks measure the server, not a test buffer growing
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
-	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers))
+	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers, &e.link))
 	app.RequireStart()
 	t.Cleanup(app.RequireStop)
 	return e
