@@ -1,6 +1,9 @@
 package domain
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // ConnectionID identifies one Smartcar grant (one Connect consent of one Smartcar user) of a
 // BetterKey user.
@@ -116,4 +119,54 @@ type ConnectState struct {
 	Hash      TokenHash
 	UserID    UserID
 	ExpiresAt time.Time
+}
+
+// ValidateGrant refuses what the schema could not store faithfully: ids that are not canonical
+// UUIDs, a grant without a token set, and a vehicle or an id listed twice (the unique (connection,
+// Smartcar vehicle) pair and the primary key would reject the whole grant).
+func ValidateGrant(c Connection, vehicles []Vehicle) error {
+	if !ValidID(string(c.ID)) {
+		return Invalid("connection.id", "must be a canonical uuid")
+	}
+	if !ValidID(string(c.UserID)) {
+		return Invalid("connection.user_id", "must be a canonical uuid")
+	}
+	if c.Tokens.IsZero() {
+		return Invalid("connection.tokens", "must not be empty")
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	seen := make(map[string]bool, 2*len(vehicles))
+	for _, v := range vehicles {
+		switch {
+		case !ValidID(string(v.ID)):
+			return Invalid("vehicle.id", "must be a canonical uuid")
+		case v.SmartcarID == "":
+			return Invalid("vehicle.smartcar_id", "must not be empty")
+		case seen["id:"+string(v.ID)] || seen["smartcar:"+v.SmartcarID]:
+			return Invalid("vehicles", "must not list a vehicle or an id twice")
+		}
+		seen["id:"+string(v.ID)], seen["smartcar:"+v.SmartcarID] = true, true
+	}
+	return nil
+}
+
+// Validate checks what every save must keep true: a Smartcar user, a status the
+// schema's check accepts, and scopes that survive being stored space-separated.
+func (c Connection) Validate() error {
+	if c.SmartcarUserID == "" {
+		return Invalid("connection.smartcar_user_id", "must not be empty")
+	}
+	switch c.Status {
+	case ConnectionActive, ConnectionNeedsReauth, ConnectionRevoked:
+	default:
+		return Invalid("connection.status", "must be active, needs_reauth or revoked")
+	}
+	for _, sc := range c.Scopes {
+		if sc == "" || strings.ContainsAny(sc, " \t\r\n,") {
+			return Invalid("connection.scopes", "must be non-empty words")
+		}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +47,7 @@ func NewConnections(secrets *SealedSecrets) *Connections {
 // SaveGrant implements ports.ConnectionStore; it returns the given vehicles as stored, in the
 // order given, with the ids of those the connection already had.
 func (s *Connections) SaveGrant(_ context.Context, c domain.Connection, vehicles []domain.Vehicle) ([]domain.Vehicle, error) {
-	if err := validateGrant(c, vehicles); err != nil {
+	if err := domain.ValidateGrant(c, vehicles); err != nil {
 		return nil, fmt.Errorf("save grant: %w", err)
 	}
 	c = normConnection(c)
@@ -126,7 +125,7 @@ func (s *Connections) Update(_ context.Context, id domain.ConnectionID, fn func(
 		return domain.Connection{}, err
 	}
 	next.ID, next.UserID, next.SmartcarUserID, next.CreatedAt = old.ID, old.UserID, old.SmartcarUserID, old.CreatedAt
-	if err := validateConnection(next); err != nil {
+	if err := next.Validate(); err != nil {
 		return domain.Connection{}, fmt.Errorf("update connection: %w", err)
 	}
 	next = normConnection(next)
@@ -211,53 +210,3 @@ func normConnection(c domain.Connection) domain.Connection {
 
 // dbTime is the UTC, microsecond form every database store returns.
 func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-// validateGrant refuses what the database stores would refuse: ids that are not canonical UUIDs
-// (the schema's type), a grant without a token set, and a vehicle or an id listed twice (the
-// unique (connection, Smartcar vehicle) pair and the primary key).
-func validateGrant(c domain.Connection, vehicles []domain.Vehicle) error {
-	if !domain.ValidID(string(c.ID)) {
-		return domain.Invalid("connection.id", "must be a canonical uuid")
-	}
-	if !domain.ValidID(string(c.UserID)) {
-		return domain.Invalid("connection.user_id", "must be a canonical uuid")
-	}
-	if c.Tokens.IsZero() {
-		return domain.Invalid("connection.tokens", "must not be empty")
-	}
-	if err := validateConnection(c); err != nil {
-		return err
-	}
-	seen := make(map[string]bool, 2*len(vehicles))
-	for _, v := range vehicles {
-		switch {
-		case !domain.ValidID(string(v.ID)):
-			return domain.Invalid("vehicle.id", "must be a canonical uuid")
-		case v.SmartcarID == "":
-			return domain.Invalid("vehicle.smartcar_id", "must not be empty")
-		case seen["id:"+string(v.ID)] || seen["smartcar:"+v.SmartcarID]:
-			return domain.Invalid("vehicles", "must not list a vehicle or an id twice")
-		}
-		seen["id:"+string(v.ID)], seen["smartcar:"+v.SmartcarID] = true, true
-	}
-	return nil
-}
-
-// validateConnection checks what a save must keep true: a Smartcar user, a known status, and
-// scopes that survive being stored space-separated.
-func validateConnection(c domain.Connection) error {
-	if c.SmartcarUserID == "" {
-		return domain.Invalid("connection.smartcar_user_id", "must not be empty")
-	}
-	switch c.Status {
-	case domain.ConnectionActive, domain.ConnectionNeedsReauth, domain.ConnectionRevoked:
-	default:
-		return domain.Invalid("connection.status", "must be active, needs_reauth or revoked")
-	}
-	for _, sc := range c.Scopes {
-		if sc == "" || strings.ContainsAny(sc, " \t\r\n,") {
-			return domain.Invalid("connection.scopes", "must be non-empty words")
-		}
-	}
-	return nil
-}

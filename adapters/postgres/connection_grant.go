@@ -16,7 +16,7 @@ import (
 // model and year as the grant reports them. Two first grants of one Smartcar user racing each
 // other meet the unique (user, Smartcar user) pair: the second gets domain.ErrConflict.
 func (s *Connections) SaveGrant(ctx context.Context, c domain.Connection, vehicles []domain.Vehicle) ([]domain.Vehicle, error) {
-	if err := validateGrant(c, vehicles); err != nil {
+	if err := domain.ValidateGrant(c, vehicles); err != nil {
 		return nil, fmt.Errorf("save grant: %w", err)
 	}
 	row := connectionFromDomain(c)

@@ -42,7 +42,7 @@ func (s *Connections) Update(ctx context.Context, id domain.ConnectionID, fn fun
 			return fnErr
 		}
 		next.ID, next.UserID, next.SmartcarUserID, next.CreatedAt = before.ID, before.UserID, before.SmartcarUserID, before.CreatedAt
-		if err := validateConnection(next); err != nil {
+		if err := next.Validate(); err != nil {
 			return err
 		}
 		row := connectionFromDomain(next)
