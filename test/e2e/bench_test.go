@@ -68,24 +68,7 @@ func BenchmarkSignIn(b *testing.B) {
 func BenchmarkAuthenticatedRequest(b *testing.B) {
 	e := startServer(b)
 	s := e.signIn(applesim.NewSubject(), "install-1", "phone")
-	url := e.servers.HTTPURL() + "/v1/me"
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodGet, url, nil)
-			req.Header.Set("Authorization", "Bearer "+s.access)
-			res, err := benchTransport.RoundTrip(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			_ = res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				b.Errorf("status %d", res.StatusCode)
-			}
-		}
-	})
+	getParallel(b, e.servers.HTTPURL()+"/v1/me", s.access)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
@@ -133,24 +116,7 @@ func BenchmarkListVehicles(b *testing.B) {
 	if q, _ := e.connect(s.access, ""); q.Get("status") != "linked" {
 		b.Fatalf("connect: %v", q)
 	}
-	url := e.servers.HTTPURL() + "/v1/vehicles"
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodGet, url, nil)
-			req.Header.Set("Authorization", "Bearer "+s.access)
-			res, err := benchTransport.RoundTrip(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			_ = res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				b.Errorf("status %d", res.StatusCode)
-			}
-		}
-	})
+	getParallel(b, e.servers.HTTPURL()+"/v1/vehicles", s.access)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
@@ -200,4 +166,25 @@ func BenchmarkConnectionRefresh(b *testing.B) {
 		b.Fatalf("%d refreshes for %d iterations", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
+}
+
+// getParallel runs authenticated GETs of url from 8 goroutines per core until b.N are done.
+func getParallel(b *testing.B, url, bearer string) {
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Header.Set("Authorization", "Bearer "+bearer)
+			res, err := benchTransport.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Errorf("status %d", res.StatusCode)
+			}
+		}
+	})
 }
