@@ -49,7 +49,7 @@ var internalProblem = domain.Error{Kind: domain.KindInternal, Code: "INTERNAL", 
 func problemFor(err error, requestID string) Problem {
 	e := domain.AsError(err)
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case e == nil && errors.Is(err, context.DeadlineExceeded):
 		e = &domain.Error{Kind: domain.KindUnavailable, Code: "TIMEOUT", Msg: "the request timed out"}
 	case e == nil || e.Kind == domain.KindInternal:
 		e = &internalProblem

@@ -212,3 +212,36 @@ func TestStatusCachesAndDisconnectCleansUp(t *testing.T) {
 		t.Fatalf("connection survived its last vehicle: %v", err)
 	}
 }
+
+// TestRotatedAwayRefreshTokenNeedsReauth: a refresh token that was already rotated (by a lost
+// response, or by someone else holding it) and is past Smartcar's grace ends in needs_reauth, not
+// a crash or a loop.
+func TestRotatedAwayRefreshTokenNeedsReauth(t *testing.T) {
+	f := newFixture(t)
+	user := f.user(t)
+	linked, _ := f.link(t, user, 1)
+	old, err := f.conns.Get(t.Context(), linked.ConnectionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A refresh rotates the token set; then the old set is put back, as if the new one was lost.
+	f.clock.add(3 * time.Hour)
+	if err := f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.conns.Update(t.Context(), linked.ConnectionID, func(c *domain.Connection) error {
+		c.Tokens, c.AccessExpiresAt, c.RefreshExpiresAt = old.Tokens, old.AccessExpiresAt, old.RefreshExpiresAt
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.add(domain.VehicleRefreshGrace + time.Minute)
+	err = f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil })
+	if !errors.Is(err, domain.ErrReauthRequired) {
+		t.Fatalf("got %v", err)
+	}
+	v, _ := f.svc.Vehicles(t.Context(), user)
+	if v[0].ConnectionStatus != domain.ConnectionNeedsReauth {
+		t.Fatalf("status %s", v[0].ConnectionStatus)
+	}
+}

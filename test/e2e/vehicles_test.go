@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -314,4 +315,22 @@ func (e *env) dumpDatabase() string {
 		b.WriteString(strings.Join(lines, "\n"))
 	}
 	return b.String()
+}
+
+// TestSlowTokenEndpoint: Smartcar's token endpoint answering later than our timeout ends the
+// Connect with a clear error and stores nothing.
+func TestSlowTokenEndpoint(t *testing.T) {
+	e := startServer(t)
+	if err := e.sc.SetConsentUser(e.sc.CreateUser(smartcarsim.DefaultFleet()...).ID); err != nil {
+		t.Fatal(err)
+	}
+	s := e.signIn(applesim.NewSubject(), "install-1", "phone")
+	e.sc.SetLatency(smartcarsim.EndpointToken, time.Minute)
+	q, _ := e.connect(s.access, "")
+	if q.Get("status") != "error" || (q.Get("code") != "UPSTREAM_TIMEOUT" && q.Get("code") != "UPSTREAM_UNAVAILABLE") {
+		t.Fatalf("got %v", q)
+	}
+	if c := e.count("connections") + e.count("vehicles") + e.count("sealed_secrets"); c != 0 {
+		t.Fatalf("a timed-out connect stored %d rows", c)
+	}
 }
