@@ -18,6 +18,10 @@ type UserStore interface {
 	GetByApple(ctx context.Context, issuer, subject string) (domain.User, error)
 	// Save overwrites the profile fields of an existing user; domain.ErrNotFound if it is gone.
 	Save(ctx context.Context, u domain.User) error
+	// Delete removes the user and, in the database through the schema's cascades, everything
+	// the account owns (sessions, connections, vehicles, sealed secrets); domain.ErrNotFound if
+	// there is no such user.
+	Delete(ctx context.Context, id domain.UserID) error
 }
 
 // SessionStore keeps app sessions and the hashes of every refresh token they ever had, so a

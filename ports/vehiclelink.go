@@ -52,6 +52,11 @@ type ConnectionStore interface {
 	// SaveStatus records a vehicle status unless a newer observation is stored already; it
 	// reports whether it was recorded. domain.ErrNotFound if the vehicle does not exist.
 	SaveStatus(ctx context.Context, s domain.VehicleStatus) (bool, error)
+	// VehiclesBySmartcarID returns every stored vehicle with the Smartcar vehicle id, across
+	// users, oldest first, with link status and cached status; with a non-empty smartcarUserID
+	// only those linked through that Smartcar user's connections. Webhooks name vehicles this
+	// way. It reads no token material; none found is an empty list.
+	VehiclesBySmartcarID(ctx context.Context, smartcarVehicleID, smartcarUserID string) ([]domain.VehicleView, error)
 }
 
 // StoredSecret is one sealed secret at rest with the binding of the row that holds it; the

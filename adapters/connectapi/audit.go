@@ -103,8 +103,8 @@ func (i *errorInterceptor) WrapStreamingClient(next connect.StreamingClientFunc)
 	return next
 }
 
-// WrapStreamingHandler implements connect.Interceptor, so future streaming RPCs (the key rewrap)
-// get the same error mapping and audit line.
+// WrapStreamingHandler implements connect.Interceptor, so streaming RPCs (the key rewrap) get the
+// same error mapping and audit line.
 func (i *errorInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		ctx, rec := i.begin(ctx, conn.Spec(), conn.Peer(), conn.RequestHeader().Get(requestIDHeader))

@@ -1,7 +1,8 @@
 // Package connectapi serves the internal admin API over Connect, gRPC and gRPC-Web. Support and
-// operations tools (betterkeyctl among them) use it to look up accounts and force re-authentication;
-// the mobile app never reaches it. Every call passes one auth interceptor (admin bearer tokens)
-// and one error interceptor (the domain-kind → Connect-code table and the audit log line).
+// operations tools (betterkeyctl among them) use it to look up accounts, force re-authentication
+// and rotate the key of secrets at rest; the mobile app never reaches it. Every call passes one
+// auth interceptor (admin bearer tokens) and one error interceptor (the domain-kind →
+// Connect-code table and the audit log line).
 package connectapi
 
 import (
@@ -59,7 +60,7 @@ func NewHandler(cfg Config, admin *AdminServer, log *slog.Logger) Route {
 		connect.WithRecover(recoverPanic),
 		connect.WithReadMaxBytes(maxBytes),
 	)
-	return Route{Pattern: path, Handler: h}
+	return Route{Pattern: path, Handler: withResponseController(h)}
 }
 
 // recoverPanic turns a handler panic into an unclassified error; the error interceptor then

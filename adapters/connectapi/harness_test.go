@@ -16,6 +16,7 @@ import (
 	"github.com/betterkey/backend/adapters/connectapi"
 	"github.com/betterkey/backend/adapters/memory"
 	"github.com/betterkey/backend/app/identity"
+	"github.com/betterkey/backend/app/keys"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
 	"github.com/betterkey/backend/ports"
@@ -72,6 +73,12 @@ type env struct {
 	url      string
 	logs     *logBuffer
 	admins   map[string]adminv1connect.AdminServiceClient // per protocol, with adminToken
+
+	// cipher, secrets and conns back the key-management calls; conns writes its token sets
+	// into secrets, as in the database.
+	cipher  *memory.Cipher
+	secrets *memory.SealedSecrets
+	conns   *memory.Connections
 }
 
 // newEnv starts the admin API over users (nil: a fresh memory store).
@@ -80,13 +87,16 @@ func newEnv(t *testing.T, users ports.UserStore) *env {
 	if users == nil {
 		users = memory.NewUsers()
 	}
-	e := &env{users: users, sessions: memory.NewSessions(), logs: &logBuffer{}}
+	e := &env{users: users, sessions: memory.NewSessions(), logs: &logBuffer{},
+		cipher: memory.NewCipher(), secrets: memory.NewSealedSecrets()}
+	e.conns = memory.NewConnections(e.secrets)
 	svc := identity.New(identity.Deps{
 		Users: e.users, Sessions: e.sessions, Nonces: memory.NewNonces(), Apple: noApple{}, Tokens: noTokens{},
 	}, identity.Config{})
+	ks := keys.New(keys.Deps{Keys: e.cipher, Cipher: e.cipher, Secrets: e.secrets})
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := connectapi.Config{AdminTokens: []domain.Secret{domain.NewSecret(adminToken), domain.NewSecret(rotatedToken)}}
-	route := connectapi.NewHandler(cfg, connectapi.NewAdminServer(svc), log)
+	route := connectapi.NewHandler(cfg, connectapi.NewAdminServer(svc, ks), log)
 
 	mux := http.NewServeMux()
 	route.Mount(mux)
@@ -131,16 +141,34 @@ func (e *env) client(t *testing.T, p protocol, authorization ...string) adminv1c
 		transport.Protocols.SetUnencryptedHTTP2(true)
 	}
 	t.Cleanup(transport.CloseIdleConnections)
-	setAuth := connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			for _, v := range authorization {
-				req.Header().Add("Authorization", v)
-			}
-			return next(ctx, req)
-		}
-	})
-	opts := append([]connect.ClientOption{connect.WithInterceptors(setAuth)}, p.opts...)
+	opts := append([]connect.ClientOption{connect.WithInterceptors(authHeaders(authorization))}, p.opts...)
 	return adminv1connect.NewAdminServiceClient(&http.Client{Transport: transport, Timeout: 10 * time.Second}, e.url, opts...)
+}
+
+// authHeaders adds each entry as one Authorization header to every call, unary or streaming.
+type authHeaders []string
+
+func (a authHeaders) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		for _, v := range a {
+			req.Header().Add("Authorization", v)
+		}
+		return next(ctx, req)
+	}
+}
+
+func (a authHeaders) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		for _, v := range a {
+			conn.RequestHeader().Add("Authorization", v)
+		}
+		return conn
+	}
+}
+
+func (a authHeaders) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }
 
 // seedUser creates an account directly in the store.

@@ -8,7 +8,7 @@ import "go.uber.org/fx"
 const RouteGroup = "connect_routes"
 
 // Module provides the admin API: an *AdminServer and its Route in the RouteGroup group. It needs
-// a Config, an *identity.Service and a *slog.Logger from the graph.
+// a Config, an *identity.Service, a *keys.Service and a *slog.Logger from the graph.
 var Module = fx.Module("connectapi",
 	fx.Provide(
 		NewAdminServer,

@@ -14,6 +14,7 @@ import (
 	"github.com/betterkey/backend/adapters/connectapi"
 	"github.com/betterkey/backend/adapters/memory"
 	"github.com/betterkey/backend/app/identity"
+	"github.com/betterkey/backend/app/keys"
 	"github.com/betterkey/backend/domain"
 	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
@@ -29,11 +30,13 @@ func TestModuleProvidesMountableRoutes(t *testing.T) {
 	svc := identity.New(identity.Deps{
 		Users: memory.NewUsers(), Sessions: memory.NewSessions(), Nonces: memory.NewNonces(), Apple: noApple{}, Tokens: noTokens{},
 	}, identity.Config{})
+	kc := memory.NewCipher()
 	opts := fx.Options(
 		connectapi.Module,
 		fx.Supply(
 			connectapi.Config{AdminTokens: []domain.Secret{domain.NewSecret(adminToken)}},
 			svc,
+			keys.New(keys.Deps{Keys: kc, Cipher: kc, Secrets: memory.NewSealedSecrets()}),
 			slog.New(slog.NewTextHandler(io.Discard, nil)),
 		),
 		fx.NopLogger,

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/betterkey/backend/app/identity"
+	"github.com/betterkey/backend/app/keys"
 	"github.com/betterkey/backend/domain"
 	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
@@ -15,11 +16,13 @@ import (
 // maxAppleField bounds the Apple issuer and subject we look up; real ones are well under 100 B.
 const maxAppleField = 255
 
-// AdminServer implements the generated AdminService handler over the identity use cases. It holds
-// no state of its own, so one value serves every request concurrently. Handlers validate input,
-// call the use case and return its error unchanged: the error interceptor maps and logs it once.
+// AdminServer implements the generated AdminService handler over the identity and key-management
+// use cases. It holds no state of its own, so one value serves every request concurrently.
+// Handlers validate input, call the use case and return its error unchanged: the error
+// interceptor maps and logs it once.
 type AdminServer struct {
 	identity *identity.Service
+	keys     *keys.Service
 	now      func() time.Time
 }
 
@@ -27,9 +30,10 @@ type AdminServer struct {
 // new RPC cannot silently answer Unimplemented.
 var _ adminv1connect.AdminServiceHandler = (*AdminServer)(nil)
 
-// NewAdminServer returns the AdminService implementation over the identity use cases.
-func NewAdminServer(id *identity.Service) *AdminServer {
-	return &AdminServer{identity: id, now: time.Now}
+// NewAdminServer returns the AdminService implementation over the identity and key-management
+// use cases.
+func NewAdminServer(id *identity.Service, k *keys.Service) *AdminServer {
+	return &AdminServer{identity: id, keys: k, now: time.Now}
 }
 
 // GetUser implements adminv1connect.AdminServiceHandler. Support finds an account by our id, or

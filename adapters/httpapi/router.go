@@ -11,8 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/app/vehiclelink"
+	"github.com/betterkey/backend/app/webhook"
 )
 
 // Options tune the transport.
@@ -28,6 +30,9 @@ type Options struct {
 type Deps struct {
 	Identity *identity.Service
 	Vehicles *vehiclelink.Service
+	// Webhooks takes Smartcar webhooks and Apple notifications; nil leaves their routes out.
+	Webhooks *webhook.Service
+	Commands *command.Service
 	// Ready reports whether the database and encryption are usable; /readyz calls it.
 	Ready    func(ctx context.Context) error
 	Log      *slog.Logger
@@ -55,6 +60,9 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	if err := a.mountWebhooks(r); err != nil { // before Use: the webhook routes carry their own chain
+		return nil, err
+	}
 	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.secureTransport, a.limitBody)
 	r.NoRoute(func(c *gin.Context) { a.fail(c, errRouteNotFound) })
 	r.NoMethod(func(c *gin.Context) { a.fail(c, errMethodNotAllowed) })
@@ -78,6 +86,9 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	authed.GET("/vehicles", a.listVehicles)
 	authed.GET("/vehicles/:id", a.getVehicle)
 	authed.GET("/vehicles/:id/status", a.vehicleStatus)
+	authed.POST("/vehicles/:id/commands", a.submitCommand)
+	authed.GET("/vehicles/:id/commands", a.listCommands)
+	authed.GET("/commands/:id", a.getCommand)
 	authed.DELETE("/vehicles/:id", a.deleteVehicle)
 	return r, nil
 }

@@ -80,6 +80,26 @@ func (s *Connections) SaveStatus(_ context.Context, st domain.VehicleStatus) (bo
 	return true, nil
 }
 
+// VehiclesBySmartcarID implements ports.ConnectionStore, in the database's order.
+func (s *Connections) VehiclesBySmartcarID(_ context.Context, smartcarVehicleID, smartcarUserID string) ([]domain.VehicleView, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []domain.VehicleView
+	for _, e := range s.vehicles {
+		if e.v.SmartcarID != smartcarVehicleID || smartcarVehicleID == "" {
+			continue
+		}
+		if smartcarUserID != "" && s.conns[e.v.ConnectionID].SmartcarUserID != smartcarUserID {
+			continue
+		}
+		out = append(out, s.view(e))
+	}
+	slices.SortFunc(out, func(a, b domain.VehicleView) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
 // view joins a vehicle with its connection's status and scopes; callers hold mu.
 func (s *Connections) view(e vehicleEntry) domain.VehicleView {
 	c := s.conns[e.v.ConnectionID]

@@ -68,3 +68,16 @@ func (s *Users) Save(_ context.Context, u domain.User) error {
 	s.byID[u.ID] = u
 	return nil
 }
+
+// Delete implements ports.UserStore. The fakes have no foreign keys: a test that wants the
+// account's sessions or connections gone removes them through their own stores, as the use case
+// does before it deletes the user.
+func (s *Users) Delete(_ context.Context, id domain.UserID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byID[id]; !ok {
+		return fmt.Errorf("delete user: %w", domain.ErrNotFound)
+	}
+	delete(s.byID, id)
+	return nil
+}

@@ -102,3 +102,20 @@ func (s *Users) Save(ctx context.Context, u domain.User) error {
 	}
 	return nil
 }
+
+// Delete implements ports.UserStore with one DELETE; the schema's ON DELETE CASCADE foreign keys
+// remove the account's sessions (and their refresh history), connections, vehicles, connect
+// states and sealed secrets in the same statement, so no half-deleted account is ever visible.
+func (s *Users) Delete(ctx context.Context, id domain.UserID) error {
+	if !domain.ValidID(string(id)) {
+		return fmt.Errorf("delete user: %w", domain.ErrNotFound)
+	}
+	res := s.db.w.WithContext(ctx).Where("id = ?", string(id)).Delete(&userRow{})
+	if res.Error != nil {
+		return translate("delete user", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("delete user: %w", domain.ErrNotFound)
+	}
+	return nil
+}

@@ -263,3 +263,20 @@ func (s *Connections) SaveStatus(ctx context.Context, st domain.VehicleStatus) (
 	}
 	return false, nil
 }
+
+// selectVehicleViewsBySmartcarID is selectVehicleViews keyed by Smartcar's vehicle id across
+// users (over vehicles_smartcar_id_idx); an empty Smartcar user matches every connection.
+const selectVehicleViewsBySmartcarID = `SELECT v.id, v.user_id, v.connection_id, v.smartcar_id, v.make, v.model, v.year,
+	v.created_at, v.locked, v.doors, v.windows, v.status_observed_at, v.status_fetched_at, v.status_source,
+	c.status, c.scopes
+FROM vehicles v JOIN connections c ON c.id = v.connection_id
+WHERE v.smartcar_id = ? AND (? = '' OR c.smartcar_user_id = ?)
+ORDER BY v.created_at, v.id`
+
+// VehiclesBySmartcarID implements ports.ConnectionStore.
+func (s *Connections) VehiclesBySmartcarID(ctx context.Context, smartcarVehicleID, smartcarUserID string) ([]domain.VehicleView, error) {
+	if smartcarVehicleID == "" {
+		return nil, nil
+	}
+	return s.readViews(ctx, "list vehicles by smartcar id", selectVehicleViewsBySmartcarID, smartcarVehicleID, smartcarUserID, smartcarUserID)
+}

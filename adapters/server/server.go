@@ -22,8 +22,11 @@ import (
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/sessiontoken"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/identity"
+	"github.com/betterkey/backend/app/keys"
 	"github.com/betterkey/backend/app/vehiclelink"
+	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
@@ -47,6 +50,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			fx.Annotate(postgres.NewConnections, fx.As(new(ports.ConnectionStore))),
 			fx.Annotate(postgres.NewSealedSecrets, fx.As(new(ports.SealedSecretStore))),
 			newCipher,
+			newKeys,
 			newVehicleAPI,
 			newVehicleLink,
 			newAppleVerifier,
@@ -57,6 +61,8 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newAdmin,
 			newServers,
 		),
+		commandOptions(),
+		webhookOptions(),
 		fx.Invoke(runHousekeeping, func(*Servers) {}),
 	)
 }
@@ -165,6 +171,8 @@ type restDeps struct {
 	Registry *prometheus.Registry
 	Identity *identity.Service
 	Vehicles *vehiclelink.Service
+	Commands *command.Service
+	Webhooks *webhook.Service
 	DB       *postgres.DB
 	Cipher   ports.TokenCipher
 }
@@ -172,6 +180,8 @@ type restDeps struct {
 func newREST(d restDeps) (REST, error) {
 	h, err := httpapi.New(httpapi.Deps{
 		Identity: d.Identity, Vehicles: d.Vehicles, Ready: readiness(d.DB, d.Cipher), Log: d.Log, Registry: d.Registry,
+		Commands: d.Commands,
+		Webhooks: d.Webhooks,
 	}, httpapi.Options{
 		MaxBodyBytes: d.Cfg.MaxBodyBytes, RequireHTTPS: d.Cfg.Secure(), TrustForwardedProto: d.Cfg.TrustForwardedProto,
 		AppReturnURL: d.Cfg.AppReturnURL,
@@ -179,7 +189,7 @@ func newREST(d restDeps) (REST, error) {
 	return REST{h}, err
 }
 
-func newAdmin(cfg config.Config, log *slog.Logger, id *identity.Service) Admin {
-	r := connectapi.NewHandler(connectapi.Config{AdminTokens: cfg.AdminTokens}, connectapi.NewAdminServer(id), log)
+func newAdmin(cfg config.Config, log *slog.Logger, id *identity.Service, k *keys.Service) Admin {
+	r := connectapi.NewHandler(connectapi.Config{AdminTokens: cfg.AdminTokens}, connectapi.NewAdminServer(id, k), log)
 	return Admin{Path: r.Pattern, Handler: r.Handler}
 }

@@ -31,6 +31,12 @@ commands:
   sessions list <user-id>               list an account's sessions, newest first
   sessions revoke-all <user-id>         revoke every active session of an account
   sessions revoke <user-id> <session-id> revoke one session of an account
+  keys report                           show the key versions and the secrets each protects
+  keys rotate                           add a key version that new seals use
+  keys rewrap [-batch N]                move every stored secret to the latest key version,
+                                        printing progress after each batch (N: 1-1000, default 250);
+                                        runs until done or interrupted unless -timeout is given
+  keys retire <min-version>             retire key versions below min-version once none is in use
 
 The admin token is read from the environment variable named by -token-env.
 
@@ -56,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.tokenEnv, "token-env", "BETTERKEY_ADMIN_TOKEN", "name of the environment variable holding the admin token")
 	fs.StringVar(&o.output, "o", "text", "output format: text or json")
 	fs.StringVar(&o.protocol, "protocol", "connect", "wire protocol: connect, grpc or grpcweb")
-	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "deadline for the whole command")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "deadline for the whole command (keys rewrap: none unless given)")
 	fs.BoolVar(&o.plaintext, "allow-plaintext", false, "allow http:// to a non-loopback host (sends the token unencrypted)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageText)
@@ -76,14 +82,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return err
 	}
+	if cmd.long && !flagSet(fs, "timeout") {
+		o.timeout = 0 // a long job runs until it ends or is interrupted
+	}
 	client, err := newClient(o)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
 	out := printer{w: stdout, json: o.output == "json"}
-	if err := cmd(ctx, client, out); err != nil {
+	if err := cmd.run(ctx, client, out); err != nil {
 		return describe(strings.Join(fs.Args()[:min(2, fs.NArg())], " "), err)
 	}
 	return nil
@@ -92,34 +104,60 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // commandFunc runs one admin command and prints its result.
 type commandFunc func(context.Context, adminv1connect.AdminServiceClient, printer) error
 
+// cliCommand is a parsed command: what to run, and whether it is a long job that should not get
+// the default deadline.
+type cliCommand struct {
+	run  commandFunc
+	long bool
+}
+
 // command picks the command for the positional arguments, checking their count.
-func command(args []string) (commandFunc, error) {
+func command(args []string) (cliCommand, error) {
 	if len(args) < 2 {
-		return nil, fmt.Errorf("%w: a command is required", errUsage)
+		return cliCommand{}, fmt.Errorf("%w: a command is required", errUsage)
 	}
 	name, rest := args[0]+" "+args[1], args[2:]
-	want := map[string]int{"user get": 1, "user get-by-apple": 2, "sessions list": 1, "sessions revoke-all": 1, "sessions revoke": 2}
+	if name == "keys rewrap" {
+		return rewrapCommand(rest)
+	}
+	want := map[string]int{
+		"user get": 1, "user get-by-apple": 2, "sessions list": 1, "sessions revoke-all": 1, "sessions revoke": 2,
+		"keys report": 0, "keys rotate": 0, "keys retire": 1,
+	}
 	n, ok := want[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown command %q", errUsage, name)
+		return cliCommand{}, fmt.Errorf("%w: unknown command %q", errUsage, name)
 	}
 	if len(rest) != n {
-		return nil, fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, name, n, len(rest))
+		return cliCommand{}, fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, name, n, len(rest))
 	}
 	switch name {
 	case "user get":
-		return getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_UserId{UserId: rest[0]}}), nil
+		return cliCommand{run: getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_UserId{UserId: rest[0]}})}, nil
 	case "user get-by-apple":
-		return getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_Apple{
+		return cliCommand{run: getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_Apple{
 			Apple: &adminv1.AppleIdentity{Issuer: rest[0], Subject: rest[1]},
-		}}), nil
+		}})}, nil
 	case "sessions list":
-		return listSessions(rest[0]), nil
+		return cliCommand{run: listSessions(rest[0])}, nil
 	case "sessions revoke-all":
-		return revokeAll(rest[0]), nil
+		return cliCommand{run: revokeAll(rest[0])}, nil
+	case "sessions revoke":
+		return cliCommand{run: revokeOne(rest[0], rest[1])}, nil
+	case "keys report":
+		return cliCommand{run: keyReport}, nil
+	case "keys rotate":
+		return cliCommand{run: rotateKey}, nil
 	default:
-		return revokeOne(rest[0], rest[1]), nil
+		return retireCommand(rest[0])
 	}
+}
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
 
 // newClient builds the admin client: token from the environment, a timeout on the HTTP client,
@@ -136,7 +174,10 @@ func newClient(o options) (adminv1connect.AdminServiceClient, error) {
 	if base.Scheme == "http" && !o.plaintext && !loopback(base.Hostname()) {
 		return nil, fmt.Errorf("%w: refusing to send the admin token over plain http to %s; use https or -allow-plaintext", errUsage, base.Host)
 	}
-	transport := &http.Transport{Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 10 * time.Second}
+	transport := &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 10 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+	}
 	var opts []connect.ClientOption
 	switch o.protocol {
 	case "connect":
@@ -155,14 +196,29 @@ func newClient(o options) (adminv1connect.AdminServiceClient, error) {
 	return adminv1connect.NewAdminServiceClient(httpClient, strings.TrimRight(o.addr, "/"), opts...), nil
 }
 
-// bearer attaches the admin token to every call.
-func bearer(token string) connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+token)
-			return next(ctx, req)
-		}
+// bearer attaches the admin token to every call, unary or streaming.
+type bearer string
+
+// WrapUnary implements connect.Interceptor.
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", "Bearer "+string(b))
+		return next(ctx, req)
 	}
+}
+
+// WrapStreamingClient implements connect.Interceptor.
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		conn.RequestHeader().Set("Authorization", "Bearer "+string(b))
+		return conn
+	}
+}
+
+// WrapStreamingHandler implements connect.Interceptor; the CLI serves nothing.
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }
 
 // loopback reports whether host is this machine, where plain HTTP exposes nothing.

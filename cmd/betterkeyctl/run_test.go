@@ -16,6 +16,7 @@ import (
 	"github.com/betterkey/backend/adapters/connectapi"
 	"github.com/betterkey/backend/adapters/memory"
 	"github.com/betterkey/backend/app/identity"
+	"github.com/betterkey/backend/app/keys"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
@@ -48,6 +49,10 @@ type fixture struct {
 	phone    domain.Session
 	watch    domain.Session
 	sessions *memory.Sessions
+
+	// cipher and conns hold the secrets at rest the key commands manage.
+	cipher *memory.Cipher
+	conns  *memory.Connections
 }
 
 func newFixture(t *testing.T) fixture {
@@ -64,8 +69,11 @@ func newFixture(t *testing.T) fixture {
 		}
 	}
 	svc := identity.New(identity.Deps{Users: users, Sessions: sessions, Nonces: memory.NewNonces(), Apple: noApple{}, Tokens: noTokens{}}, identity.Config{})
+	secrets := memory.NewSealedSecrets()
+	f.cipher, f.conns = memory.NewCipher(), memory.NewConnections(secrets)
+	ks := keys.New(keys.Deps{Keys: f.cipher, Cipher: f.cipher, Secrets: secrets})
 	route := connectapi.NewHandler(connectapi.Config{AdminTokens: []domain.Secret{domain.NewSecret(testToken)}},
-		connectapi.NewAdminServer(svc), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		connectapi.NewAdminServer(svc, ks), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux := http.NewServeMux()
 	route.Mount(mux)
 	srv := httptest.NewUnstartedServer(mux)

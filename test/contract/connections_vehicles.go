@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/betterkey/backend/domain"
 )
@@ -91,6 +92,63 @@ func connectionVehicles(t *testing.T, newStores NewConnectionStores) {
 		} {
 			if _, err := s.Vehicle(t.Context(), q.user, q.id); !errors.Is(err, domain.ErrNotFound) || domain.KindOf(err) != domain.KindNotFound {
 				t.Errorf("Vehicle for %s vehicle = %v, want ErrNotFound", name, err)
+			}
+		}
+	})
+
+	connectionVehiclesBySmartcarID(t, newStores)
+}
+
+func connectionVehiclesBySmartcarID(t *testing.T, newStores NewConnectionStores) {
+	t.Run("VehiclesBySmartcarID/AcrossUsersFilteredBySmartcarUser", func(t *testing.T) {
+		t.Parallel()
+		s, users := newStores(t)
+		u, other := seedUser(t, users), seedUser(t, users)
+		at := now()
+		a := newConnection(t, u.ID, at, connectionKeyVersion)
+		b := newConnection(t, other.ID, at, connectionKeyVersion)
+		b.Status = domain.ConnectionRevoked
+		shared := "sc-shared-" + randomHex(8) // one car linked by two owners' Smartcar accounts
+		va, err := s.SaveGrant(t.Context(), a, []domain.Vehicle{
+			{ID: domain.NewVehicleID(), SmartcarID: shared, Make: "TESLA", Model: "Model Y", Year: 2024, CreatedAt: at},
+			{ID: domain.NewVehicleID(), SmartcarID: "sc-own-" + randomHex(8), Make: "TESLA", Model: "Model 3", Year: 2021, CreatedAt: at},
+		})
+		if err != nil {
+			t.Fatalf("SaveGrant: %v", err)
+		}
+		vb, err := s.SaveGrant(t.Context(), b, []domain.Vehicle{
+			{ID: domain.NewVehicleID(), SmartcarID: shared, Make: "TESLA", Model: "Model Y", Year: 2024, CreatedAt: at.Add(time.Second)},
+		})
+		if err != nil {
+			t.Fatalf("SaveGrant: %v", err)
+		}
+		locked := true
+		st := domain.VehicleStatus{VehicleID: va[0].ID, Locked: &locked, ObservedAt: at, FetchedAt: at, Source: domain.StatusWebhook}
+		if ok, err := s.SaveStatus(t.Context(), st); err != nil || !ok {
+			t.Fatalf("SaveStatus = %v, %v", ok, err)
+		}
+		both := append(views(a, va[:1]), views(b, vb)...)
+		both[0].Status = &st
+		for name, q := range map[string]struct {
+			user string
+			want []domain.VehicleView
+		}{
+			"any smartcar user":   {"", both},
+			"first owner's":       {a.SmartcarUserID, both[:1]},
+			"second owner's":      {b.SmartcarUserID, both[1:]},
+			"unknown smartcar id": {"sc-user-" + randomHex(8), nil},
+		} {
+			got, err := s.VehiclesBySmartcarID(t.Context(), shared, q.user)
+			if err != nil {
+				t.Fatalf("VehiclesBySmartcarID (%s): %v", name, err)
+			}
+			if diff := cmp.Diff(got, q.want, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("VehiclesBySmartcarID (%s) (-got +want):\n%s", name, diff)
+			}
+		}
+		for _, missing := range []string{"sc-nobody-" + randomHex(8), ""} {
+			if got, err := s.VehiclesBySmartcarID(t.Context(), missing, ""); err != nil || len(got) != 0 {
+				t.Errorf("VehiclesBySmartcarID(%q) = %v, %v; want none", missing, got, err)
 			}
 		}
 	})

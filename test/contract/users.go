@@ -148,6 +148,7 @@ func UserStore(t *testing.T, newStore func(t *testing.T) ports.UserStore) {
 	})
 
 	userSave(t, newStore)
+	userDelete(t, newStore)
 }
 
 func userSave(t *testing.T, newStore func(t *testing.T) ports.UserStore) {
@@ -184,5 +185,50 @@ func userSave(t *testing.T, newStore func(t *testing.T) ports.UserStore) {
 		wantErr(t, s.Save(t.Context(), u), domain.ErrNotFound)
 		_, err := s.Get(t.Context(), u.ID)
 		wantErr(t, err, domain.ErrNotFound)
+	})
+}
+
+func userDelete(t *testing.T, newStore func(t *testing.T) ports.UserStore) {
+	t.Run("Delete/RemovesOnlyThatUser", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		gone, kept := newUser(now()), newUser(now())
+		for _, u := range []domain.User{gone, kept} {
+			if err := s.Create(t.Context(), u); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+		}
+		if err := s.Delete(t.Context(), gone.ID); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		_, err := s.Get(t.Context(), gone.ID)
+		wantErr(t, err, domain.ErrNotFound)
+		_, err = s.GetByApple(t.Context(), gone.AppleIssuer, gone.AppleSubject)
+		wantErr(t, err, domain.ErrNotFound)
+		if got, err := s.Get(t.Context(), kept.ID); err != nil || got.ID != kept.ID {
+			t.Fatalf("Get of the other user = %v, %v", got.ID, err)
+		}
+		// The Apple identity is free again: the same Apple account may sign up afresh.
+		again := newUser(now())
+		again.AppleIssuer, again.AppleSubject = gone.AppleIssuer, gone.AppleSubject
+		if err := s.Create(t.Context(), again); err != nil {
+			t.Fatalf("Create after Delete: %v", err)
+		}
+	})
+
+	t.Run("Delete/Missing/ReturnsErrNotFound", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		for _, id := range []domain.UserID{domain.NewUserID(), "", "not-a-uuid"} {
+			wantErr(t, s.Delete(t.Context(), id), domain.ErrNotFound)
+		}
+		u := newUser(now())
+		if err := s.Create(t.Context(), u); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if err := s.Delete(t.Context(), u.ID); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		wantErr(t, s.Delete(t.Context(), u.ID), domain.ErrNotFound)
 	})
 }

@@ -138,6 +138,21 @@ func (e *env) another() *env {
 func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
 	t.Helper()
 	e := &env{t: t, infra: in, apple: in.apple, sc: in.smartcar, logs: &syncBuffer{}, dbURL: in.dbURL, signingKey: in.signingKey}
+	cfg := serverConfig(t, in, addr, opts...)
+	level := slog.LevelDebug
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelWarn // benchmarks measure the server, not a test buffer growing
+	}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
+	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers, &e.link))
+	app.RequireStart()
+	t.Cleanup(app.RequireStop)
+	return e
+}
+
+// serverConfig is the configuration of a development server on in at addr, changed by opts.
+func serverConfig(t testing.TB, in *infra, addr string, opts ...option) config.Config {
+	t.Helper()
 	vars := map[string]string{
 		"BETTERKEY_ENV":                    "development",
 		"BETTERKEY_HTTP_ADDR":              addr,
@@ -166,15 +181,7 @@ func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	level := slog.LevelDebug
-	if _, bench := t.(*testing.B); bench {
-		level = slog.LevelWarn // benchmarks measure the server, not a test buffer growing
-	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
-	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers, &e.link))
-	app.RequireStart()
-	t.Cleanup(app.RequireStop)
-	return e
+	return cfg
 }
 
 // response is a decoded reply.

@@ -9,8 +9,7 @@
 // call needs an admin bearer token.
 //
 // The API grows by adding RPCs to AdminService and fields to messages; field numbers are never
-// reused. Planned: vehicles, commands, key rotation and a server-streaming rewrap that reports
-// progress.
+// reused. Planned: vehicles and commands.
 
 package adminv1
 
@@ -851,6 +850,675 @@ func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
 	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
+// KeyReport describes the key of secrets at rest and what each version protects.
+type KeyReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version every new seal uses.
+	LatestVersion int32 `protobuf:"varint,1,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
+	// Versions below this one are retired: what they sealed no longer opens.
+	MinDecryptionVersion int32 `protobuf:"varint,2,opt,name=min_decryption_version,json=minDecryptionVersion,proto3" json:"min_decryption_version,omitempty"`
+	// Every version from min_decryption_version to latest_version, and any other version that
+	// still protects a secret, in ascending order.
+	Versions      []*KeyVersionUsage `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyReport) Reset() {
+	*x = KeyReport{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyReport) ProtoMessage() {}
+
+func (x *KeyReport) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyReport.ProtoReflect.Descriptor instead.
+func (*KeyReport) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *KeyReport) GetLatestVersion() int32 {
+	if x != nil {
+		return x.LatestVersion
+	}
+	return 0
+}
+
+func (x *KeyReport) GetMinDecryptionVersion() int32 {
+	if x != nil {
+		return x.MinDecryptionVersion
+	}
+	return 0
+}
+
+func (x *KeyReport) GetVersions() []*KeyVersionUsage {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+// KeyVersionUsage is how many stored secrets one key version protects.
+type KeyVersionUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key version.
+	Version int32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// How many stored secrets are sealed under it.
+	Secrets int64 `protobuf:"varint,2,opt,name=secrets,proto3" json:"secrets,omitempty"`
+	// Whether the version is below the minimum decryption version.
+	Retired       bool `protobuf:"varint,3,opt,name=retired,proto3" json:"retired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyVersionUsage) Reset() {
+	*x = KeyVersionUsage{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyVersionUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyVersionUsage) ProtoMessage() {}
+
+func (x *KeyVersionUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyVersionUsage.ProtoReflect.Descriptor instead.
+func (*KeyVersionUsage) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *KeyVersionUsage) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *KeyVersionUsage) GetSecrets() int64 {
+	if x != nil {
+		return x.Secrets
+	}
+	return 0
+}
+
+func (x *KeyVersionUsage) GetRetired() bool {
+	if x != nil {
+		return x.Retired
+	}
+	return false
+}
+
+// GetKeyReportRequest is empty: there is one key.
+type GetKeyReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetKeyReportRequest) Reset() {
+	*x = GetKeyReportRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetKeyReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetKeyReportRequest) ProtoMessage() {}
+
+func (x *GetKeyReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetKeyReportRequest.ProtoReflect.Descriptor instead.
+func (*GetKeyReportRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+// GetKeyReportResponse carries the report.
+type GetKeyReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key versions and their use.
+	Report        *KeyReport `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetKeyReportResponse) Reset() {
+	*x = GetKeyReportResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetKeyReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetKeyReportResponse) ProtoMessage() {}
+
+func (x *GetKeyReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetKeyReportResponse.ProtoReflect.Descriptor instead.
+func (*GetKeyReportResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetKeyReportResponse) GetReport() *KeyReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+// RotateKeyRequest is empty: there is one key.
+type RotateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeyRequest) Reset() {
+	*x = RotateKeyRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyRequest) ProtoMessage() {}
+
+func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+// RotateKeyResponse names the new version.
+type RotateKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version just added, which new seals now use.
+	LatestVersion int32 `protobuf:"varint,1,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeyResponse) Reset() {
+	*x = RotateKeyResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyResponse) ProtoMessage() {}
+
+func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RotateKeyResponse) GetLatestVersion() int32 {
+	if x != nil {
+		return x.LatestVersion
+	}
+	return 0
+}
+
+// RewrapSecretsRequest tunes the rewrap job.
+type RewrapSecretsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Secrets per batch, 1 to 1000; 0 takes the server default (250).
+	BatchSize     int32 `protobuf:"varint,1,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapSecretsRequest) Reset() {
+	*x = RewrapSecretsRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapSecretsRequest) ProtoMessage() {}
+
+func (x *RewrapSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapSecretsRequest.ProtoReflect.Descriptor instead.
+func (*RewrapSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RewrapSecretsRequest) GetBatchSize() int32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+// RewrapSecretsResponse is one message of the rewrap stream: a progress message after each
+// batch, then one summary.
+type RewrapSecretsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What this message reports.
+	//
+	// Types that are valid to be assigned to Event:
+	//
+	//	*RewrapSecretsResponse_Progress
+	//	*RewrapSecretsResponse_Summary
+	Event         isRewrapSecretsResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapSecretsResponse) Reset() {
+	*x = RewrapSecretsResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapSecretsResponse) ProtoMessage() {}
+
+func (x *RewrapSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapSecretsResponse.ProtoReflect.Descriptor instead.
+func (*RewrapSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RewrapSecretsResponse) GetEvent() isRewrapSecretsResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *RewrapSecretsResponse) GetProgress() *RewrapProgress {
+	if x != nil {
+		if x, ok := x.Event.(*RewrapSecretsResponse_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *RewrapSecretsResponse) GetSummary() *RewrapSummary {
+	if x != nil {
+		if x, ok := x.Event.(*RewrapSecretsResponse_Summary); ok {
+			return x.Summary
+		}
+	}
+	return nil
+}
+
+type isRewrapSecretsResponse_Event interface {
+	isRewrapSecretsResponse_Event()
+}
+
+type RewrapSecretsResponse_Progress struct {
+	// The running totals after a batch.
+	Progress *RewrapProgress `protobuf:"bytes,1,opt,name=progress,proto3,oneof"`
+}
+
+type RewrapSecretsResponse_Summary struct {
+	// The totals and the key report once the job has ended.
+	Summary *RewrapSummary `protobuf:"bytes,2,opt,name=summary,proto3,oneof"`
+}
+
+func (*RewrapSecretsResponse_Progress) isRewrapSecretsResponse_Event() {}
+
+func (*RewrapSecretsResponse_Summary) isRewrapSecretsResponse_Event() {}
+
+// RewrapProgress is the running account of a rewrap job.
+type RewrapProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest key version when the job started; secrets below it are upgraded.
+	TargetVersion int32 `protobuf:"varint,1,opt,name=target_version,json=targetVersion,proto3" json:"target_version,omitempty"`
+	// Batches processed so far.
+	Batches int32 `protobuf:"varint,2,opt,name=batches,proto3" json:"batches,omitempty"`
+	// Secrets upgraded.
+	Done int64 `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+	// Secrets that could not be rewrapped (tampered, bound to another row, retired version); they
+	// stay as they are.
+	Failed int64 `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	// Secrets a concurrent writer replaced or deleted meanwhile; the writer's value is kept.
+	Skipped int64 `protobuf:"varint,5,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// Secrets still sealed below target_version: an estimate while the job runs, exact in the
+	// summary.
+	Remaining     int64 `protobuf:"varint,6,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapProgress) Reset() {
+	*x = RewrapProgress{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapProgress) ProtoMessage() {}
+
+func (x *RewrapProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapProgress.ProtoReflect.Descriptor instead.
+func (*RewrapProgress) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RewrapProgress) GetTargetVersion() int32 {
+	if x != nil {
+		return x.TargetVersion
+	}
+	return 0
+}
+
+func (x *RewrapProgress) GetBatches() int32 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *RewrapProgress) GetDone() int64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *RewrapProgress) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *RewrapProgress) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *RewrapProgress) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+// RewrapSummary ends a rewrap stream.
+type RewrapSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The final totals.
+	Totals *RewrapProgress `protobuf:"bytes,1,opt,name=totals,proto3" json:"totals,omitempty"`
+	// The key report after the job, to decide whether old versions can be retired.
+	Report        *KeyReport `protobuf:"bytes,2,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapSummary) Reset() {
+	*x = RewrapSummary{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapSummary) ProtoMessage() {}
+
+func (x *RewrapSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapSummary.ProtoReflect.Descriptor instead.
+func (*RewrapSummary) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RewrapSummary) GetTotals() *RewrapProgress {
+	if x != nil {
+		return x.Totals
+	}
+	return nil
+}
+
+func (x *RewrapSummary) GetReport() *KeyReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+// RetireKeyVersionsRequest names the oldest version to keep.
+type RetireKeyVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Versions below this one are retired; between 1 and the latest version.
+	MinVersion    int32 `protobuf:"varint,1,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireKeyVersionsRequest) Reset() {
+	*x = RetireKeyVersionsRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireKeyVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireKeyVersionsRequest) ProtoMessage() {}
+
+func (x *RetireKeyVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireKeyVersionsRequest.ProtoReflect.Descriptor instead.
+func (*RetireKeyVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RetireKeyVersionsRequest) GetMinVersion() int32 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
+}
+
+// RetireKeyVersionsResponse reports the key after the retirement.
+type RetireKeyVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key versions and their use.
+	Report        *KeyReport `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireKeyVersionsResponse) Reset() {
+	*x = RetireKeyVersionsResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireKeyVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireKeyVersionsResponse) ProtoMessage() {}
+
+func (x *RetireKeyVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireKeyVersionsResponse.ProtoReflect.Descriptor instead.
+func (*RetireKeyVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RetireKeyVersionsResponse) GetReport() *KeyReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
 // ErrorDetail is attached to every error this API returns so that tools can switch on a stable
 // code instead of parsing the message.
 type ErrorDetail struct {
@@ -863,7 +1531,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1543,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1556,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ErrorDetail) GetCode() string {
@@ -953,7 +1621,43 @@ const file_betterkey_admin_v1_admin_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x02 \x01(\tR\tsessionId\"\x17\n" +
-	"\x15RevokeSessionResponse\"!\n" +
+	"\x15RevokeSessionResponse\"\xa9\x01\n" +
+	"\tKeyReport\x12%\n" +
+	"\x0elatest_version\x18\x01 \x01(\x05R\rlatestVersion\x124\n" +
+	"\x16min_decryption_version\x18\x02 \x01(\x05R\x14minDecryptionVersion\x12?\n" +
+	"\bversions\x18\x03 \x03(\v2#.betterkey.admin.v1.KeyVersionUsageR\bversions\"_\n" +
+	"\x0fKeyVersionUsage\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x05R\aversion\x12\x18\n" +
+	"\asecrets\x18\x02 \x01(\x03R\asecrets\x12\x18\n" +
+	"\aretired\x18\x03 \x01(\bR\aretired\"\x15\n" +
+	"\x13GetKeyReportRequest\"M\n" +
+	"\x14GetKeyReportResponse\x125\n" +
+	"\x06report\x18\x01 \x01(\v2\x1d.betterkey.admin.v1.KeyReportR\x06report\"\x12\n" +
+	"\x10RotateKeyRequest\":\n" +
+	"\x11RotateKeyResponse\x12%\n" +
+	"\x0elatest_version\x18\x01 \x01(\x05R\rlatestVersion\"5\n" +
+	"\x14RewrapSecretsRequest\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x01 \x01(\x05R\tbatchSize\"\xa1\x01\n" +
+	"\x15RewrapSecretsResponse\x12@\n" +
+	"\bprogress\x18\x01 \x01(\v2\".betterkey.admin.v1.RewrapProgressH\x00R\bprogress\x12=\n" +
+	"\asummary\x18\x02 \x01(\v2!.betterkey.admin.v1.RewrapSummaryH\x00R\asummaryB\a\n" +
+	"\x05event\"\xb5\x01\n" +
+	"\x0eRewrapProgress\x12%\n" +
+	"\x0etarget_version\x18\x01 \x01(\x05R\rtargetVersion\x12\x18\n" +
+	"\abatches\x18\x02 \x01(\x05R\abatches\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\x03R\x04done\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\x03R\x06failed\x12\x18\n" +
+	"\askipped\x18\x05 \x01(\x03R\askipped\x12\x1c\n" +
+	"\tremaining\x18\x06 \x01(\x03R\tremaining\"\x82\x01\n" +
+	"\rRewrapSummary\x12:\n" +
+	"\x06totals\x18\x01 \x01(\v2\".betterkey.admin.v1.RewrapProgressR\x06totals\x125\n" +
+	"\x06report\x18\x02 \x01(\v2\x1d.betterkey.admin.v1.KeyReportR\x06report\";\n" +
+	"\x18RetireKeyVersionsRequest\x12\x1f\n" +
+	"\vmin_version\x18\x01 \x01(\x05R\n" +
+	"minVersion\"R\n" +
+	"\x19RetireKeyVersionsResponse\x125\n" +
+	"\x06report\x18\x01 \x01(\v2\x1d.betterkey.admin.v1.KeyReportR\x06report\"!\n" +
 	"\vErrorDetail\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code*D\n" +
 	"\x06Device\x12\x16\n" +
@@ -964,12 +1668,16 @@ const file_betterkey_admin_v1_admin_proto_rawDesc = "" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SESSION_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15SESSION_STATE_EXPIRED\x10\x02\x12\x19\n" +
-	"\x15SESSION_STATE_REVOKED\x10\x032\xc0\x03\n" +
+	"\x15SESSION_STATE_REVOKED\x10\x032\xe6\x06\n" +
 	"\fAdminService\x12W\n" +
 	"\aGetUser\x12\".betterkey.admin.v1.GetUserRequest\x1a#.betterkey.admin.v1.GetUserResponse\"\x03\x90\x02\x01\x12r\n" +
 	"\x10ListUserSessions\x12+.betterkey.admin.v1.ListUserSessionsRequest\x1a,.betterkey.admin.v1.ListUserSessionsResponse\"\x03\x90\x02\x01\x12x\n" +
 	"\x12RevokeUserSessions\x12-.betterkey.admin.v1.RevokeUserSessionsRequest\x1a..betterkey.admin.v1.RevokeUserSessionsResponse\"\x03\x90\x02\x02\x12i\n" +
-	"\rRevokeSession\x12(.betterkey.admin.v1.RevokeSessionRequest\x1a).betterkey.admin.v1.RevokeSessionResponse\"\x03\x90\x02\x02B=Z;github.com/betterkey/backend/gen/betterkey/admin/v1;adminv1b\x06proto3"
+	"\rRevokeSession\x12(.betterkey.admin.v1.RevokeSessionRequest\x1a).betterkey.admin.v1.RevokeSessionResponse\"\x03\x90\x02\x02\x12f\n" +
+	"\fGetKeyReport\x12'.betterkey.admin.v1.GetKeyReportRequest\x1a(.betterkey.admin.v1.GetKeyReportResponse\"\x03\x90\x02\x01\x12X\n" +
+	"\tRotateKey\x12$.betterkey.admin.v1.RotateKeyRequest\x1a%.betterkey.admin.v1.RotateKeyResponse\x12k\n" +
+	"\rRewrapSecrets\x12(.betterkey.admin.v1.RewrapSecretsRequest\x1a).betterkey.admin.v1.RewrapSecretsResponse\"\x03\x90\x02\x020\x01\x12u\n" +
+	"\x11RetireKeyVersions\x12,.betterkey.admin.v1.RetireKeyVersionsRequest\x1a-.betterkey.admin.v1.RetireKeyVersionsResponse\"\x03\x90\x02\x02B=Z;github.com/betterkey/backend/gen/betterkey/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_betterkey_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -984,7 +1692,7 @@ func file_betterkey_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_betterkey_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_betterkey_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_betterkey_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_betterkey_admin_v1_admin_proto_goTypes = []any{
 	(Device)(0),                        // 0: betterkey.admin.v1.Device
 	(SessionState)(0),                  // 1: betterkey.admin.v1.SessionState
@@ -999,36 +1707,63 @@ var file_betterkey_admin_v1_admin_proto_goTypes = []any{
 	(*RevokeUserSessionsResponse)(nil), // 10: betterkey.admin.v1.RevokeUserSessionsResponse
 	(*RevokeSessionRequest)(nil),       // 11: betterkey.admin.v1.RevokeSessionRequest
 	(*RevokeSessionResponse)(nil),      // 12: betterkey.admin.v1.RevokeSessionResponse
-	(*ErrorDetail)(nil),                // 13: betterkey.admin.v1.ErrorDetail
-	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
+	(*KeyReport)(nil),                  // 13: betterkey.admin.v1.KeyReport
+	(*KeyVersionUsage)(nil),            // 14: betterkey.admin.v1.KeyVersionUsage
+	(*GetKeyReportRequest)(nil),        // 15: betterkey.admin.v1.GetKeyReportRequest
+	(*GetKeyReportResponse)(nil),       // 16: betterkey.admin.v1.GetKeyReportResponse
+	(*RotateKeyRequest)(nil),           // 17: betterkey.admin.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 18: betterkey.admin.v1.RotateKeyResponse
+	(*RewrapSecretsRequest)(nil),       // 19: betterkey.admin.v1.RewrapSecretsRequest
+	(*RewrapSecretsResponse)(nil),      // 20: betterkey.admin.v1.RewrapSecretsResponse
+	(*RewrapProgress)(nil),             // 21: betterkey.admin.v1.RewrapProgress
+	(*RewrapSummary)(nil),              // 22: betterkey.admin.v1.RewrapSummary
+	(*RetireKeyVersionsRequest)(nil),   // 23: betterkey.admin.v1.RetireKeyVersionsRequest
+	(*RetireKeyVersionsResponse)(nil),  // 24: betterkey.admin.v1.RetireKeyVersionsResponse
+	(*ErrorDetail)(nil),                // 25: betterkey.admin.v1.ErrorDetail
+	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
 }
 var file_betterkey_admin_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: betterkey.admin.v1.GetUserRequest.apple:type_name -> betterkey.admin.v1.AppleIdentity
 	5,  // 1: betterkey.admin.v1.GetUserResponse.user:type_name -> betterkey.admin.v1.User
 	2,  // 2: betterkey.admin.v1.User.apple:type_name -> betterkey.admin.v1.AppleIdentity
-	14, // 3: betterkey.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	14, // 4: betterkey.admin.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 3: betterkey.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	26, // 4: betterkey.admin.v1.User.updated_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: betterkey.admin.v1.ListUserSessionsResponse.sessions:type_name -> betterkey.admin.v1.Session
 	0,  // 6: betterkey.admin.v1.Session.device:type_name -> betterkey.admin.v1.Device
-	14, // 7: betterkey.admin.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	14, // 8: betterkey.admin.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	14, // 9: betterkey.admin.v1.Session.idle_expires_at:type_name -> google.protobuf.Timestamp
-	14, // 10: betterkey.admin.v1.Session.absolute_expires_at:type_name -> google.protobuf.Timestamp
-	14, // 11: betterkey.admin.v1.Session.revoked_at:type_name -> google.protobuf.Timestamp
+	26, // 7: betterkey.admin.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	26, // 8: betterkey.admin.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	26, // 9: betterkey.admin.v1.Session.idle_expires_at:type_name -> google.protobuf.Timestamp
+	26, // 10: betterkey.admin.v1.Session.absolute_expires_at:type_name -> google.protobuf.Timestamp
+	26, // 11: betterkey.admin.v1.Session.revoked_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: betterkey.admin.v1.Session.state:type_name -> betterkey.admin.v1.SessionState
-	3,  // 13: betterkey.admin.v1.AdminService.GetUser:input_type -> betterkey.admin.v1.GetUserRequest
-	6,  // 14: betterkey.admin.v1.AdminService.ListUserSessions:input_type -> betterkey.admin.v1.ListUserSessionsRequest
-	9,  // 15: betterkey.admin.v1.AdminService.RevokeUserSessions:input_type -> betterkey.admin.v1.RevokeUserSessionsRequest
-	11, // 16: betterkey.admin.v1.AdminService.RevokeSession:input_type -> betterkey.admin.v1.RevokeSessionRequest
-	4,  // 17: betterkey.admin.v1.AdminService.GetUser:output_type -> betterkey.admin.v1.GetUserResponse
-	7,  // 18: betterkey.admin.v1.AdminService.ListUserSessions:output_type -> betterkey.admin.v1.ListUserSessionsResponse
-	10, // 19: betterkey.admin.v1.AdminService.RevokeUserSessions:output_type -> betterkey.admin.v1.RevokeUserSessionsResponse
-	12, // 20: betterkey.admin.v1.AdminService.RevokeSession:output_type -> betterkey.admin.v1.RevokeSessionResponse
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	14, // 13: betterkey.admin.v1.KeyReport.versions:type_name -> betterkey.admin.v1.KeyVersionUsage
+	13, // 14: betterkey.admin.v1.GetKeyReportResponse.report:type_name -> betterkey.admin.v1.KeyReport
+	21, // 15: betterkey.admin.v1.RewrapSecretsResponse.progress:type_name -> betterkey.admin.v1.RewrapProgress
+	22, // 16: betterkey.admin.v1.RewrapSecretsResponse.summary:type_name -> betterkey.admin.v1.RewrapSummary
+	21, // 17: betterkey.admin.v1.RewrapSummary.totals:type_name -> betterkey.admin.v1.RewrapProgress
+	13, // 18: betterkey.admin.v1.RewrapSummary.report:type_name -> betterkey.admin.v1.KeyReport
+	13, // 19: betterkey.admin.v1.RetireKeyVersionsResponse.report:type_name -> betterkey.admin.v1.KeyReport
+	3,  // 20: betterkey.admin.v1.AdminService.GetUser:input_type -> betterkey.admin.v1.GetUserRequest
+	6,  // 21: betterkey.admin.v1.AdminService.ListUserSessions:input_type -> betterkey.admin.v1.ListUserSessionsRequest
+	9,  // 22: betterkey.admin.v1.AdminService.RevokeUserSessions:input_type -> betterkey.admin.v1.RevokeUserSessionsRequest
+	11, // 23: betterkey.admin.v1.AdminService.RevokeSession:input_type -> betterkey.admin.v1.RevokeSessionRequest
+	15, // 24: betterkey.admin.v1.AdminService.GetKeyReport:input_type -> betterkey.admin.v1.GetKeyReportRequest
+	17, // 25: betterkey.admin.v1.AdminService.RotateKey:input_type -> betterkey.admin.v1.RotateKeyRequest
+	19, // 26: betterkey.admin.v1.AdminService.RewrapSecrets:input_type -> betterkey.admin.v1.RewrapSecretsRequest
+	23, // 27: betterkey.admin.v1.AdminService.RetireKeyVersions:input_type -> betterkey.admin.v1.RetireKeyVersionsRequest
+	4,  // 28: betterkey.admin.v1.AdminService.GetUser:output_type -> betterkey.admin.v1.GetUserResponse
+	7,  // 29: betterkey.admin.v1.AdminService.ListUserSessions:output_type -> betterkey.admin.v1.ListUserSessionsResponse
+	10, // 30: betterkey.admin.v1.AdminService.RevokeUserSessions:output_type -> betterkey.admin.v1.RevokeUserSessionsResponse
+	12, // 31: betterkey.admin.v1.AdminService.RevokeSession:output_type -> betterkey.admin.v1.RevokeSessionResponse
+	16, // 32: betterkey.admin.v1.AdminService.GetKeyReport:output_type -> betterkey.admin.v1.GetKeyReportResponse
+	18, // 33: betterkey.admin.v1.AdminService.RotateKey:output_type -> betterkey.admin.v1.RotateKeyResponse
+	20, // 34: betterkey.admin.v1.AdminService.RewrapSecrets:output_type -> betterkey.admin.v1.RewrapSecretsResponse
+	24, // 35: betterkey.admin.v1.AdminService.RetireKeyVersions:output_type -> betterkey.admin.v1.RetireKeyVersionsResponse
+	28, // [28:36] is the sub-list for method output_type
+	20, // [20:28] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_betterkey_admin_v1_admin_proto_init() }
@@ -1040,13 +1775,17 @@ func file_betterkey_admin_v1_admin_proto_init() {
 		(*GetUserRequest_UserId)(nil),
 		(*GetUserRequest_Apple)(nil),
 	}
+	file_betterkey_admin_v1_admin_proto_msgTypes[18].OneofWrappers = []any{
+		(*RewrapSecretsResponse_Progress)(nil),
+		(*RewrapSecretsResponse_Summary)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_betterkey_admin_v1_admin_proto_rawDesc), len(file_betterkey_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -7,8 +7,7 @@
 // call needs an admin bearer token.
 //
 // The API grows by adding RPCs to AdminService and fields to messages; field numbers are never
-// reused. Planned: vehicles, commands, key rotation and a server-streaming rewrap that reports
-// progress.
+// reused. Planned: vehicles and commands.
 package adminv1connect
 
 import (
@@ -51,6 +50,17 @@ const (
 	// AdminServiceRevokeSessionProcedure is the fully-qualified name of the AdminService's
 	// RevokeSession RPC.
 	AdminServiceRevokeSessionProcedure = "/betterkey.admin.v1.AdminService/RevokeSession"
+	// AdminServiceGetKeyReportProcedure is the fully-qualified name of the AdminService's GetKeyReport
+	// RPC.
+	AdminServiceGetKeyReportProcedure = "/betterkey.admin.v1.AdminService/GetKeyReport"
+	// AdminServiceRotateKeyProcedure is the fully-qualified name of the AdminService's RotateKey RPC.
+	AdminServiceRotateKeyProcedure = "/betterkey.admin.v1.AdminService/RotateKey"
+	// AdminServiceRewrapSecretsProcedure is the fully-qualified name of the AdminService's
+	// RewrapSecrets RPC.
+	AdminServiceRewrapSecretsProcedure = "/betterkey.admin.v1.AdminService/RewrapSecrets"
+	// AdminServiceRetireKeyVersionsProcedure is the fully-qualified name of the AdminService's
+	// RetireKeyVersions RPC.
+	AdminServiceRetireKeyVersionsProcedure = "/betterkey.admin.v1.AdminService/RetireKeyVersions"
 )
 
 // AdminServiceClient is a client for the betterkey.admin.v1.AdminService service.
@@ -65,6 +75,20 @@ type AdminServiceClient interface {
 	// RevokeSession revokes one session of an account; revoking a revoked session succeeds and
 	// keeps the first reason.
 	RevokeSession(context.Context, *v1.RevokeSessionRequest) (*v1.RevokeSessionResponse, error)
+	// GetKeyReport returns the key versions of secrets at rest and how many stored secrets each
+	// protects.
+	GetKeyReport(context.Context, *v1.GetKeyReportRequest) (*v1.GetKeyReportResponse, error)
+	// RotateKey adds a key version that every new seal uses; older versions keep opening. Each
+	// call adds a version, so it is not retried automatically.
+	RotateKey(context.Context, *v1.RotateKeyRequest) (*v1.RotateKeyResponse, error)
+	// RewrapSecrets upgrades every stored secret below the latest key version to the latest, in
+	// batches, streaming one progress message per batch and a summary last. It is resumable:
+	// calling it again after an interruption continues with what is still below the latest
+	// version. Secrets that cannot be rewrapped are counted, not fatal.
+	RewrapSecrets(context.Context, *v1.RewrapSecretsRequest) (*connect.ServerStreamForClient[v1.RewrapSecretsResponse], error)
+	// RetireKeyVersions makes key versions below min_version unusable. It fails with
+	// FAILED_PRECONDITION (code KEY_VERSION_IN_USE) while any stored secret still uses one of them.
+	RetireKeyVersions(context.Context, *v1.RetireKeyVersionsRequest) (*v1.RetireKeyVersionsResponse, error)
 }
 
 // NewAdminServiceClient constructs a client for the betterkey.admin.v1.AdminService service. By
@@ -106,6 +130,33 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
+		getKeyReport: connect.NewClient[v1.GetKeyReportRequest, v1.GetKeyReportResponse](
+			httpClient,
+			baseURL+AdminServiceGetKeyReportProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("GetKeyReport")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		rotateKey: connect.NewClient[v1.RotateKeyRequest, v1.RotateKeyResponse](
+			httpClient,
+			baseURL+AdminServiceRotateKeyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RotateKey")),
+			connect.WithClientOptions(opts...),
+		),
+		rewrapSecrets: connect.NewClient[v1.RewrapSecretsRequest, v1.RewrapSecretsResponse](
+			httpClient,
+			baseURL+AdminServiceRewrapSecretsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RewrapSecrets")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		retireKeyVersions: connect.NewClient[v1.RetireKeyVersionsRequest, v1.RetireKeyVersionsResponse](
+			httpClient,
+			baseURL+AdminServiceRetireKeyVersionsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RetireKeyVersions")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -115,6 +166,10 @@ type adminServiceClient struct {
 	listUserSessions   *connect.Client[v1.ListUserSessionsRequest, v1.ListUserSessionsResponse]
 	revokeUserSessions *connect.Client[v1.RevokeUserSessionsRequest, v1.RevokeUserSessionsResponse]
 	revokeSession      *connect.Client[v1.RevokeSessionRequest, v1.RevokeSessionResponse]
+	getKeyReport       *connect.Client[v1.GetKeyReportRequest, v1.GetKeyReportResponse]
+	rotateKey          *connect.Client[v1.RotateKeyRequest, v1.RotateKeyResponse]
+	rewrapSecrets      *connect.Client[v1.RewrapSecretsRequest, v1.RewrapSecretsResponse]
+	retireKeyVersions  *connect.Client[v1.RetireKeyVersionsRequest, v1.RetireKeyVersionsResponse]
 }
 
 // GetUser calls betterkey.admin.v1.AdminService.GetUser.
@@ -153,6 +208,38 @@ func (c *adminServiceClient) RevokeSession(ctx context.Context, req *v1.RevokeSe
 	return nil, err
 }
 
+// GetKeyReport calls betterkey.admin.v1.AdminService.GetKeyReport.
+func (c *adminServiceClient) GetKeyReport(ctx context.Context, req *v1.GetKeyReportRequest) (*v1.GetKeyReportResponse, error) {
+	response, err := c.getKeyReport.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RotateKey calls betterkey.admin.v1.AdminService.RotateKey.
+func (c *adminServiceClient) RotateKey(ctx context.Context, req *v1.RotateKeyRequest) (*v1.RotateKeyResponse, error) {
+	response, err := c.rotateKey.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RewrapSecrets calls betterkey.admin.v1.AdminService.RewrapSecrets.
+func (c *adminServiceClient) RewrapSecrets(ctx context.Context, req *v1.RewrapSecretsRequest) (*connect.ServerStreamForClient[v1.RewrapSecretsResponse], error) {
+	return c.rewrapSecrets.CallServerStream(ctx, connect.NewRequest(req))
+}
+
+// RetireKeyVersions calls betterkey.admin.v1.AdminService.RetireKeyVersions.
+func (c *adminServiceClient) RetireKeyVersions(ctx context.Context, req *v1.RetireKeyVersionsRequest) (*v1.RetireKeyVersionsResponse, error) {
+	response, err := c.retireKeyVersions.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // AdminServiceHandler is an implementation of the betterkey.admin.v1.AdminService service.
 type AdminServiceHandler interface {
 	// GetUser returns one account, found by BetterKey user id or by its Apple identity.
@@ -165,6 +252,20 @@ type AdminServiceHandler interface {
 	// RevokeSession revokes one session of an account; revoking a revoked session succeeds and
 	// keeps the first reason.
 	RevokeSession(context.Context, *v1.RevokeSessionRequest) (*v1.RevokeSessionResponse, error)
+	// GetKeyReport returns the key versions of secrets at rest and how many stored secrets each
+	// protects.
+	GetKeyReport(context.Context, *v1.GetKeyReportRequest) (*v1.GetKeyReportResponse, error)
+	// RotateKey adds a key version that every new seal uses; older versions keep opening. Each
+	// call adds a version, so it is not retried automatically.
+	RotateKey(context.Context, *v1.RotateKeyRequest) (*v1.RotateKeyResponse, error)
+	// RewrapSecrets upgrades every stored secret below the latest key version to the latest, in
+	// batches, streaming one progress message per batch and a summary last. It is resumable:
+	// calling it again after an interruption continues with what is still below the latest
+	// version. Secrets that cannot be rewrapped are counted, not fatal.
+	RewrapSecrets(context.Context, *v1.RewrapSecretsRequest, *connect.ServerStream[v1.RewrapSecretsResponse]) error
+	// RetireKeyVersions makes key versions below min_version unusable. It fails with
+	// FAILED_PRECONDITION (code KEY_VERSION_IN_USE) while any stored secret still uses one of them.
+	RetireKeyVersions(context.Context, *v1.RetireKeyVersionsRequest) (*v1.RetireKeyVersionsResponse, error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -202,6 +303,33 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceGetKeyReportHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceGetKeyReportProcedure,
+		svc.GetKeyReport,
+		connect.WithSchema(adminServiceMethods.ByName("GetKeyReport")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRotateKeyHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRotateKeyProcedure,
+		svc.RotateKey,
+		connect.WithSchema(adminServiceMethods.ByName("RotateKey")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRewrapSecretsHandler := connect.NewServerStreamHandlerSimple(
+		AdminServiceRewrapSecretsProcedure,
+		svc.RewrapSecrets,
+		connect.WithSchema(adminServiceMethods.ByName("RewrapSecrets")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRetireKeyVersionsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRetireKeyVersionsProcedure,
+		svc.RetireKeyVersions,
+		connect.WithSchema(adminServiceMethods.ByName("RetireKeyVersions")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/betterkey.admin.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceGetUserProcedure:
@@ -212,6 +340,14 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceRevokeUserSessionsHandler.ServeHTTP(w, r)
 		case AdminServiceRevokeSessionProcedure:
 			adminServiceRevokeSessionHandler.ServeHTTP(w, r)
+		case AdminServiceGetKeyReportProcedure:
+			adminServiceGetKeyReportHandler.ServeHTTP(w, r)
+		case AdminServiceRotateKeyProcedure:
+			adminServiceRotateKeyHandler.ServeHTTP(w, r)
+		case AdminServiceRewrapSecretsProcedure:
+			adminServiceRewrapSecretsHandler.ServeHTTP(w, r)
+		case AdminServiceRetireKeyVersionsProcedure:
+			adminServiceRetireKeyVersionsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -235,4 +371,20 @@ func (UnimplementedAdminServiceHandler) RevokeUserSessions(context.Context, *v1.
 
 func (UnimplementedAdminServiceHandler) RevokeSession(context.Context, *v1.RevokeSessionRequest) (*v1.RevokeSessionResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RevokeSession is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) GetKeyReport(context.Context, *v1.GetKeyReportRequest) (*v1.GetKeyReportResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.GetKeyReport is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RotateKey(context.Context, *v1.RotateKeyRequest) (*v1.RotateKeyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RotateKey is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RewrapSecrets(context.Context, *v1.RewrapSecretsRequest, *connect.ServerStream[v1.RewrapSecretsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RewrapSecrets is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RetireKeyVersions(context.Context, *v1.RetireKeyVersionsRequest) (*v1.RetireKeyVersionsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RetireKeyVersions is not implemented"))
 }

@@ -1,0 +1,61 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/ports"
+)
+
+var _ ports.CommandSettler = (*Commands)(nil)
+
+// SettleUnknown implements ports.CommandSettler. The vehicle's unknown commands of the observed
+// action dispatched before the observation are read with their rows locked, settled by the
+// domain rule and written back with the store's compare-and-set on the unknown status, so two
+// webhooks settling the same command at once save it once.
+func (s *Commands) SettleUnknown(ctx context.Context, vehicle domain.VehicleID, locked bool, observedAt, now time.Time) ([]domain.Command, error) {
+	if !domain.ValidID(string(vehicle)) {
+		return nil, nil
+	}
+	action := domain.CommandUnlock
+	if locked {
+		action = domain.CommandLock
+	}
+	now = dbTime(now)
+	var out []domain.Command
+	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		out = nil
+		var rows []commandRow
+		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+			Where("vehicle_id = ? AND status = ? AND action = ? AND dispatched_at < ?",
+				string(vehicle), string(domain.CommandUnknown), string(action), observedAt.UTC()).
+			Order("created_at").Find(&rows).Error
+		if err != nil {
+			return translate("find unknown commands", err)
+		}
+		for _, r := range rows {
+			c := r.toDomain()
+			if !c.Settle(locked, observedAt, now) {
+				continue
+			}
+			row := commandFromDomain(c)
+			ok, err := saveCommand(tx, row, domain.CommandUnknown)
+			if err != nil {
+				return err
+			}
+			if ok {
+				out = append(out, row.toDomain())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("settle unknown commands: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,150 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/betterkey/backend/domain"
+)
+
+// maxReason bounds the failure reason kept with an event.
+const maxReason = 300
+
+// Observer hears what the worker does, for metrics and logs; the use case itself neither logs
+// nor counts.
+type Observer interface {
+	// Processed is called once per attempt of an event.
+	Processed(r Result)
+	// ClaimFailed is called when the inbox could not be read; the worker tries again later.
+	ClaimFailed(err error)
+}
+
+// Run is the inbox worker: it processes every due event, then waits for an event stored by this
+// replica, the poll interval, or the end of ctx, and repeats until ctx ends. Run returns when
+// ctx ends; an attempt in progress then stops at its next store call and its event goes back to
+// the inbox when its lease runs out.
+func (s *Service) Run(ctx context.Context, o Observer) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		s.Drain(ctx, o)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// Drain processes due events batch by batch until none is left or ctx ends.
+func (s *Service) Drain(ctx context.Context, o Observer) {
+	for ctx.Err() == nil {
+		results, err := s.ProcessDue(ctx)
+		if err != nil {
+			o.ClaimFailed(err)
+			return
+		}
+		for _, r := range results {
+			o.Processed(r)
+		}
+		if len(results) < s.cfg.Batch {
+			return
+		}
+	}
+}
+
+// ProcessDue claims one batch of due events and processes each: done events are finished with
+// their outcome, failed ones released for a retry with exponential backoff, and given up after
+// MaxAttempts. It returns one result per claimed event.
+func (s *Service) ProcessDue(ctx context.Context) ([]Result, error) {
+	events, err := s.d.Inbox.Claim(ctx, s.now(), s.cfg.Lease, s.cfg.Batch)
+	if err != nil {
+		return nil, fmt.Errorf("claim inbox events: %w", err)
+	}
+	out := make([]Result, 0, len(events))
+	for _, e := range events {
+		if ctx.Err() != nil {
+			break // the rest go back to the inbox when their leases end
+		}
+		var (
+			outcome Outcome
+			perr    error
+		)
+		switch e.Source {
+		case domain.SourceSmartcar:
+			outcome, perr = s.processSmartcar(ctx, e)
+		case domain.SourceApple:
+			outcome, perr = s.processApple(ctx, e)
+		default:
+			outcome = OutcomeIgnored
+		}
+		r, err := s.settle(ctx, e, outcome, perr)
+		if err != nil {
+			r.Outcome, r.Err = OutcomeRetry, err // the lease brings it back
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// settle records an attempt's end: the outcome when it succeeded, else a release for a later
+// attempt (or, past MaxAttempts, the failed state). The error is the inbox's, when it could not
+// record either.
+func (s *Service) settle(ctx context.Context, e domain.InboxEvent, outcome Outcome, perr error) (Result, error) {
+	r := Result{Source: e.Source, ID: e.ID, Type: e.Type, Outcome: outcome}
+	now := s.now()
+	if perr == nil {
+		if err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxProcessed, string(outcome), now); err != nil {
+			return r, fmt.Errorf("finish inbox event: %w", err)
+		}
+		return r, nil
+	}
+	r.Err = perr
+	reason := failureReason(perr)
+	if err := s.d.Inbox.Release(ctx, e.Source, e.ID, now.Add(s.backoff(e.Attempts)), reason); err != nil {
+		return r, fmt.Errorf("release inbox event: %w", err)
+	}
+	r.Outcome = OutcomeRetry
+	if e.Attempts >= s.cfg.MaxAttempts {
+		if err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxFailed, string(OutcomeFailed), now); err != nil {
+			return r, fmt.Errorf("give up inbox event: %w", err)
+		}
+		r.Outcome = OutcomeFailed
+	}
+	return r, nil
+}
+
+// backoff is the wait before attempt n+1: RetryBase doubled per attempt, at most RetryMax.
+func (s *Service) backoff(attempts int) time.Duration {
+	d := s.cfg.RetryBase
+	for i := 1; i < attempts && d < s.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, s.cfg.RetryMax)
+}
+
+// failureReason is what the inbox keeps about a failed attempt: the stable code of a classified
+// error, else the error's text, which in this code base never carries a secret, bounded.
+func failureReason(err error) string {
+	if e := domain.AsError(err); e != nil && e.Kind != domain.KindInternal {
+		return e.Code
+	}
+	msg := err.Error()
+	if len(msg) > maxReason {
+		msg = strings.ToValidUTF8(msg[:maxReason], "")
+	}
+	return msg
+}
+
+// Sweep deletes final events older than the retention, which is also how long a redelivery of
+// them is recognised; a background job calls it.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	n, err := s.d.Inbox.DeleteFinished(ctx, s.now().Add(-s.cfg.Retention))
+	if err != nil {
+		return 0, fmt.Errorf("sweep inbox: %w", err)
+	}
+	return n, nil
+}

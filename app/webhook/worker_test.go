@@ -1,0 +1,141 @@
+package webhook_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/betterkey/backend/app/webhook"
+	"github.com/betterkey/backend/domain"
+)
+
+// chanObserver hands every result to the test over a channel, so the test waits for the worker
+// instead of sleeping.
+type chanObserver struct {
+	results chan webhook.Result
+	errs    chan error
+}
+
+func (o chanObserver) Processed(r webhook.Result) { o.results <- r }
+func (o chanObserver) ClaimFailed(err error)      { o.errs <- err }
+
+func TestRunWakesOnIngestAndStopsWithItsContext(t *testing.T) {
+	h := newHarness(t, webhook.Config{PollInterval: time.Hour}) // only the wake-up can start a drain
+	l := h.link(t, "sub-1", "sc-user-1", "sc-car-1")
+	o := chanObserver{results: make(chan webhook.Result), errs: make(chan error)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.svc.Run(ctx, o)
+	}()
+	ev := stateEvent("sc-user-1", "sc-car-1", true, start)
+	if _, err := h.deliver(t, currentSecret, h.body(t, ev)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-o.results:
+		want := webhook.Result{Source: domain.SourceSmartcar, ID: ev.ID, Type: "VEHICLE_STATE", Outcome: webhook.OutcomeApplied}
+		if diff := cmp.Diff(r, want); diff != "" {
+			t.Fatalf("result (-got +want):\n%s", diff)
+		}
+	case err := <-o.errs:
+		t.Fatal(err)
+	case <-t.Context().Done():
+		t.Fatal("the worker never processed the event")
+	}
+	if st := h.status(t, l, 0); st == nil || !*st.Locked {
+		t.Fatalf("status %+v", st)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-t.Context().Done():
+		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+func TestFailedAttemptsBackOffThenGiveUp(t *testing.T) {
+	h := newHarness(t, webhook.Config{MaxAttempts: 3, RetryBase: 10 * time.Second})
+	h.link(t, "sub-1", "sc-user-1", "sc-car-1")
+	failing := &failingStatus{Connections: h.conns, n: 100}
+	h.rebuild(func(d *webhook.Deps) { d.Connections = failing })
+	ev := stateEvent("sc-user-1", "sc-car-1", true, start)
+	if _, err := h.deliver(t, currentSecret, h.body(t, ev)); err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	var outcomes []webhook.Outcome
+	for range 3 {
+		outcomes = append(outcomes, h.process(t)...)
+		e, err := h.inbox.Get(t.Context(), domain.SourceSmartcar, ev.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := h.process(t); len(out) != 0 {
+			t.Fatalf("retried before its backoff: %v", out)
+		}
+		waits = append(waits, e.AvailableAt.Sub(h.clock.Now()))
+		h.clock.Advance(e.AvailableAt.Sub(h.clock.Now()))
+	}
+	if diff := cmp.Diff(outcomes, []webhook.Outcome{webhook.OutcomeRetry, webhook.OutcomeRetry, webhook.OutcomeFailed}); diff != "" {
+		t.Fatalf("outcomes (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(waits[:2], []time.Duration{10 * time.Second, 20 * time.Second}); diff != "" {
+		t.Fatalf("backoff (-got +want):\n%s", diff)
+	}
+	e, _ := h.inbox.Get(t.Context(), domain.SourceSmartcar, ev.ID)
+	if e.Status != domain.InboxFailed || e.Attempts != 3 || e.LastError == "" {
+		t.Fatalf("after giving up: %+v", e)
+	}
+}
+
+func TestAnEventWhoseWorkerDiedIsProcessedAfterItsLease(t *testing.T) {
+	h := newHarness(t, webhook.Config{Lease: time.Minute})
+	l := h.link(t, "sub-1", "sc-user-1", "sc-car-1")
+	ev := stateEvent("sc-user-1", "sc-car-1", false, start)
+	if _, err := h.deliver(t, currentSecret, h.body(t, ev)); err != nil {
+		t.Fatal(err)
+	}
+	// A worker claims the event and dies before it records anything (a crash, a restart).
+	if got, err := h.inbox.Claim(t.Context(), h.clock.Now(), time.Minute, 10); err != nil || len(got) != 1 {
+		t.Fatalf("Claim = %v, %v", got, err)
+	}
+	if out := h.process(t); len(out) != 0 {
+		t.Fatalf("processed under another worker's lease: %v", out)
+	}
+	h.clock.Advance(time.Minute)
+	if diff := cmp.Diff(h.process(t), []webhook.Outcome{webhook.OutcomeApplied}); diff != "" {
+		t.Fatalf("after the lease (-got +want):\n%s", diff)
+	}
+	if st := h.status(t, l, 0); st == nil || *st.Locked {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestSweepKeepsTheDedupeWindow(t *testing.T) {
+	h := newHarness(t, webhook.Config{Retention: 24 * time.Hour})
+	h.link(t, "sub-1", "sc-user-1", "sc-car-1")
+	ev := stateEvent("sc-user-1", "sc-car-1", false, start)
+	if _, err := h.deliver(t, currentSecret, h.body(t, ev)); err != nil {
+		t.Fatal(err)
+	}
+	h.process(t)
+	h.clock.Advance(23 * time.Hour)
+	if n, err := h.svc.Sweep(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Sweep inside the window = %d, %v", n, err)
+	}
+	if rec, _ := h.deliver(t, currentSecret, h.body(t, ev)); rec.Outcome != webhook.OutcomeDuplicate {
+		t.Fatalf("a redelivery inside the window: %v", rec.Outcome)
+	}
+	h.clock.Advance(2 * time.Hour)
+	if n, err := h.svc.Sweep(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Sweep after the window = %d, %v", n, err)
+	}
+	if _, err := h.inbox.Get(t.Context(), domain.SourceSmartcar, ev.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("Get after Sweep: %v", err)
+	}
+}
