@@ -152,7 +152,7 @@ func newSimulators(lc fx.Lifecycle, cfg config.Config) (*Simulators, error) {
 	sc, err := smartcarsim.New(smartcarsim.Options{
 		ClientID: cfg.SmartcarClientID, ClientSecret: cfg.SmartcarClientSecret.Reveal(),
 		RedirectURIs: []string{cfg.SmartcarRedirectURI}, ManagementToken: config.DevSmartcarManagementToken,
-		SeedDefaultUser: true,
+		SeedDefaultUser: true, WebhookURL: "http://" + cfg.HTTPAddr + "/v1/webhooks/smartcar",
 	})
 	if err != nil {
 		return nil, err

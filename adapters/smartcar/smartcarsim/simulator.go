@@ -13,6 +13,7 @@
 //	GET    /v2.0/vehicles/{id}                  make, model, year
 //	GET    /v2.0/vehicles/{id}/security         lock status and openings
 //	POST   /v2.0/vehicles/{id}/security         {"action":"LOCK"|"UNLOCK"}
+//	POST   /sim/webhooks/lock-state             development helper: push signed lock-state webhooks
 //	DELETE /v2.0/vehicles/{id}/application      disconnect the vehicle from this application
 //
 // The API routes also answer with a trailing slash, as the SDKs call some of them that way. Every
@@ -84,6 +85,9 @@ type Options struct {
 	// SeedDefaultUser creates one user owning DefaultFleet at start, the one who consents in
 	// Connect by default: what the first-run server wants.
 	SeedDefaultUser bool
+	// WebhookURL is where POST /sim/webhooks/lock-state delivers when the request names no URL;
+	// the first-run server points it at its own webhook endpoint.
+	WebhookURL string
 }
 
 // Stats are the simulator's counters, so tests can assert how often the backend called.
@@ -166,6 +170,7 @@ func (s *Simulator) routes() http.Handler {
 	mux.HandleFunc("GET /oauth/authorize", s.serve(EndpointAuthorize, s.handleAuthorize))
 	mux.HandleFunc("POST /oauth/token", s.serve(EndpointToken, s.handleToken))
 	mux.HandleFunc("POST /oauth/token/{$}", s.serve(EndpointToken, s.handleToken))
+	mux.HandleFunc("POST /sim/webhooks/lock-state", s.handleDevDeliver)
 	api := []struct {
 		pattern string
 		ep      Endpoint
