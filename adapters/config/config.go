@@ -67,6 +67,12 @@ type Config struct {
 	SmartcarWebhookSecrets []domain.Secret // current first; two during rotation
 	AppReturnURL           string
 
+	CommandTTL         time.Duration
+	CommandLease       time.Duration
+	CommandLockLimit   int // per user per CommandLimitWindow
+	CommandUnlockLimit int
+	CommandLimitWindow time.Duration
+
 	MaxBodyBytes        int64
 	TLSCertFile         string
 	TLSKeyFile          string
@@ -120,6 +126,11 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		SmartcarRedirectURI:  r.str("SMARTCAR_REDIRECT_URI", ""),
 		SmartcarMode:         r.str("SMARTCAR_MODE", ""),
 		AppReturnURL:         r.str("APP_RETURN_URL", ""),
+		CommandTTL:           r.duration("COMMAND_TTL", 30*time.Second),
+		CommandLease:         r.duration("COMMAND_LEASE", 20*time.Second),
+		CommandLockLimit:     r.integer("COMMAND_LOCK_LIMIT", 30),
+		CommandUnlockLimit:   r.integer("COMMAND_UNLOCK_LIMIT", 10),
+		CommandLimitWindow:   r.duration("COMMAND_LIMIT_WINDOW", 10*time.Minute),
 		MaxBodyBytes:         int64(r.integer("MAX_BODY_BYTES", 64<<10)),
 		TLSCertFile:          r.str("TLS_CERT_FILE", ""),
 		TLSKeyFile:           r.str("TLS_KEY_FILE", ""),
@@ -241,6 +252,15 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.AppReturnURL); err != nil || u.Scheme == "" {
 		add("BETTERKEY_APP_RETURN_URL must be an absolute URL (an app scheme or https)")
 	}
+	if c.CommandTTL < time.Second || c.CommandTTL > 5*time.Minute {
+		add("BETTERKEY_COMMAND_TTL must be between 1s and 5m")
+	}
+	if c.CommandLease < time.Second || c.CommandLease > 5*time.Minute {
+		add("BETTERKEY_COMMAND_LEASE must be between 1s and 5m")
+	}
+	if c.CommandLockLimit < 1 || c.CommandUnlockLimit < 1 || c.CommandLimitWindow <= 0 {
+		add("BETTERKEY_COMMAND_LOCK_LIMIT, _UNLOCK_LIMIT and _LIMIT_WINDOW must be positive")
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		add("BETTERKEY_TLS_CERT_FILE and BETTERKEY_TLS_KEY_FILE go together")
 	}
@@ -338,6 +358,11 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_SMARTCAR_MODE", c.SmartcarMode)
 	line("BETTERKEY_SMARTCAR_WEBHOOK_SECRETS", fmt.Sprintf("%d configured", len(c.SmartcarWebhookSecrets)))
 	line("BETTERKEY_APP_RETURN_URL", c.AppReturnURL)
+	line("BETTERKEY_COMMAND_TTL", c.CommandTTL)
+	line("BETTERKEY_COMMAND_LEASE", c.CommandLease)
+	line("BETTERKEY_COMMAND_LOCK_LIMIT", c.CommandLockLimit)
+	line("BETTERKEY_COMMAND_UNLOCK_LIMIT", c.CommandUnlockLimit)
+	line("BETTERKEY_COMMAND_LIMIT_WINDOW", c.CommandLimitWindow)
 	return out
 }
 

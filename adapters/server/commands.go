@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
+	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/vehiclelink"
@@ -28,9 +29,16 @@ func commandOptions() fx.Option {
 	)
 }
 
-// newCommandConfig is the command settings in effect: the defaults of SPEC §5. It is a provider of
-// its own so that a graph (the end-to-end tests) can fx.Decorate it with shorter TTLs and leases.
-func newCommandConfig() command.Config { return command.Config{} }
+// newCommandConfig is the command settings in effect, from BETTERKEY_COMMAND_* (defaults: SPEC
+// §5). It is a provider of its own so that a graph (the end-to-end tests) can fx.Decorate it with
+// shorter TTLs and leases.
+func newCommandConfig(cfg config.Config) command.Config {
+	return command.Config{
+		TTL: cfg.CommandTTL, Lease: cfg.CommandLease,
+		LockLimit:   ports.CommandRateLimit{Window: cfg.CommandLimitWindow, Max: cfg.CommandLockLimit},
+		UnlockLimit: ports.CommandRateLimit{Window: cfg.CommandLimitWindow, Max: cfg.CommandUnlockLimit},
+	}
+}
 
 type commandDeps struct {
 	fx.In
