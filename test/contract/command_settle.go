@@ -75,6 +75,7 @@ func CommandSettler(t *testing.T, newStores func(t *testing.T) (SettlingCommandS
 			"the other state":             {true, at.Add(time.Minute)},
 			"observed before the send":    {false, at},
 			"observed at the send":        {false, at.Add(time.Second)},
+			"observed long after":         {false, at.Add(time.Second + domain.SettleWindow + time.Minute)},
 			"a lock state for a stranger": {false, at.Add(time.Minute)},
 		} {
 			vehicle := f.vehicles[0]
