@@ -301,13 +301,14 @@ func (c Config) validateDeployed() []error {
 	if len(c.SmartcarWebhookSecrets) > 2 {
 		add("BETTERKEY_SMARTCAR_WEBHOOK_SECRETS takes at most two secrets (current, previous)")
 	}
-	for name, raw := range map[string]string{"BETTERKEY_SMARTCAR_API_URL": c.SmartcarAPIURL, "BETTERKEY_SMARTCAR_AUTH_URL": c.SmartcarAuthURL, "BETTERKEY_SMARTCAR_CONNECT_URL": c.SmartcarConnectURL, "BETTERKEY_VAULT_ADDR": c.VaultAddr} {
-		if u, err := url.Parse(raw); raw != "" && (err != nil || u.Scheme != "https") {
-			add(name + " must be https outside development")
+	for _, u := range []struct{ name, raw string }{
+		{"BETTERKEY_APPLE_JWKS_URL", c.AppleJWKSURL}, {"BETTERKEY_APPLE_TOKEN_URL", c.AppleTokenURL},
+		{"BETTERKEY_SMARTCAR_CONNECT_URL", c.SmartcarConnectURL}, {"BETTERKEY_SMARTCAR_AUTH_URL", c.SmartcarAuthURL},
+		{"BETTERKEY_SMARTCAR_API_URL", c.SmartcarAPIURL}, {"BETTERKEY_VAULT_ADDR", c.VaultAddr},
+	} {
+		if p, err := url.Parse(u.raw); u.raw != "" && (err != nil || p.Scheme != "https") {
+			add(u.name + " must be https outside development")
 		}
-	}
-	if u, err := url.Parse(c.AppleJWKSURL); err == nil && u.Scheme != "https" {
-		add("BETTERKEY_APPLE_JWKS_URL must be https outside development")
 	}
 	if c.TLSCertFile == "" && !c.TrustForwardedProto {
 		add("plain HTTP is refused outside development: set BETTERKEY_TLS_CERT_FILE/KEY_FILE or BETTERKEY_TRUST_FORWARDED_PROTO behind a TLS proxy")

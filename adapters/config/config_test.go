@@ -66,6 +66,7 @@ func TestDeployedEnvironmentsRefuseShortcuts(t *testing.T) {
 		"local keyring":         {map[string]string{"BETTERKEY_KEYRING_FILE": "/tmp/k.json", "BETTERKEY_VAULT_ADDR": ""}, "KEYRING"},
 		"no webhook secret":     {map[string]string{"BETTERKEY_SMARTCAR_WEBHOOK_SECRETS": ""}, "WEBHOOK_SECRETS"},
 		"http smartcar":         {map[string]string{"BETTERKEY_SMARTCAR_API_URL": "http://api.smartcar.com"}, "SMARTCAR_API_URL"},
+		"http apple token url":  {map[string]string{"BETTERKEY_APPLE_TOKEN_URL": "http://appleid.apple.com/auth/token"}, "APPLE_TOKEN_URL"},
 		"no vault credentials":  {map[string]string{"BETTERKEY_VAULT_TOKEN": ""}, "VAULT"},
 		"file database":         {map[string]string{"BETTERKEY_DATABASE_URL": "file:x.db"}, "DATABASE_URL"},
 		"plain http":            {map[string]string{"BETTERKEY_TLS_CERT_FILE": "", "BETTERKEY_TLS_KEY_FILE": ""}, "plain HTTP"},
