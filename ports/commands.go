@@ -57,6 +57,11 @@ type CommandStore interface {
 	// descending), at most limit, strictly older than the command before when before is not
 	// empty; a before that is not one of these commands is domain.ErrNotFound.
 	History(ctx context.Context, user domain.UserID, vehicle domain.VehicleID, before domain.CommandID, limit int) ([]domain.Command, error)
+	// UserHistory is History across all of the user's vehicles, those since disconnected
+	// included (the history outlives them): newest first, ties broken by id descending, at most
+	// limit, strictly older than the command before when before is not empty; a before that is
+	// not one of the user's commands is domain.ErrNotFound. The data export pages through it.
+	UserHistory(ctx context.Context, user domain.UserID, before domain.CommandID, limit int) ([]domain.Command, error)
 	// Dispatch moves an accepted command to dispatched (domain.Command.Dispatch at now) and
 	// extends its guard lease to leaseUntil, in one transaction. It fails with an error wrapping
 	// domain.ErrCommandStateConflict when the command is no longer accepted or its lease ran out,

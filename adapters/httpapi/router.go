@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/app/vehiclelink"
@@ -33,6 +34,8 @@ type Deps struct {
 	// Webhooks takes Smartcar webhooks and Apple notifications; nil leaves their routes out.
 	Webhooks *webhook.Service
 	Commands *command.Service
+	// Account deletes the caller's account and exports its data.
+	Account *account.Service
 	// Ready reports whether the database and encryption are usable; /readyz calls it.
 	Ready    func(ctx context.Context) error
 	Log      *slog.Logger
@@ -80,6 +83,8 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	authed := v1.Group("", a.requireSession)
 	authed.POST("/auth/signout", a.signOut)
 	authed.GET("/me", a.me)
+	authed.DELETE("/me", a.deleteAccount)
+	authed.GET("/me/export", a.exportAccount)
 	authed.GET("/me/sessions", a.listSessions)
 	authed.DELETE("/me/sessions/:id", a.revokeSession)
 	authed.POST("/vehicles/connect", a.startConnect)

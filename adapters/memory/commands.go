@@ -147,19 +147,30 @@ func (s *Commands) ByIdempotencyKey(_ context.Context, user domain.UserID, key s
 
 // History implements ports.CommandStore.
 func (s *Commands) History(_ context.Context, user domain.UserID, vehicle domain.VehicleID, before domain.CommandID, limit int) ([]domain.Command, error) {
+	return s.history(user, vehicle, before, limit)
+}
+
+// UserHistory implements ports.CommandStore.
+func (s *Commands) UserHistory(_ context.Context, user domain.UserID, before domain.CommandID, limit int) ([]domain.Command, error) {
+	return s.history(user, "", before, limit)
+}
+
+// history pages through the user's commands of vehicle, or of every vehicle when it is empty.
+func (s *Commands) history(user domain.UserID, vehicle domain.VehicleID, before domain.CommandID, limit int) ([]domain.Command, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ofVehicle := func(c domain.Command) bool { return vehicle == "" || c.VehicleID == vehicle }
 	var cursor *domain.Command
 	if before != "" {
 		c, ok := s.commands[before]
-		if !ok || c.UserID != user || c.VehicleID != vehicle {
+		if !ok || c.UserID != user || !ofVehicle(c) {
 			return nil, fmt.Errorf("list commands: cursor: %w", domain.ErrNotFound)
 		}
 		cursor = &c
 	}
 	var out []domain.Command
 	for _, c := range s.commands {
-		if c.UserID == user && c.VehicleID == vehicle && (cursor == nil || newerFirst(*cursor, c) < 0) {
+		if c.UserID == user && ofVehicle(c) && (cursor == nil || newerFirst(*cursor, c) < 0) {
 			out = append(out, c)
 		}
 	}

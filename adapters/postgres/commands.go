@@ -168,16 +168,37 @@ func (s *Commands) ByIdempotencyKey(ctx context.Context, user domain.UserID, key
 // History implements ports.CommandStore with keyset paging on the history index: the cursor's
 // creation time and id, so a page never repeats or skips a command however many arrive meanwhile.
 func (s *Commands) History(ctx context.Context, user domain.UserID, vehicle domain.VehicleID, before domain.CommandID, limit int) ([]domain.Command, error) {
-	if !domain.ValidID(string(user)) || !domain.ValidID(string(vehicle)) || limit <= 0 {
+	if !domain.ValidID(string(vehicle)) {
 		if before != "" {
 			return nil, fmt.Errorf("list commands: cursor: %w", domain.ErrNotFound)
 		}
 		return nil, nil
 	}
-	q := s.db.r.WithContext(ctx).Where("user_id = ? AND vehicle_id = ?", string(user), string(vehicle))
+	return s.history(ctx, user, vehicle, before, limit)
+}
+
+// UserHistory implements ports.CommandStore with the same keyset paging as History, over the
+// user's commands of every vehicle. Only the data export reads it, so it has no index of its
+// own: the user's rows are found through the rate-limit index and sorted.
+func (s *Commands) UserHistory(ctx context.Context, user domain.UserID, before domain.CommandID, limit int) ([]domain.Command, error) {
+	return s.history(ctx, user, "", before, limit)
+}
+
+// history pages through the user's commands of vehicle, or of every vehicle when it is empty.
+func (s *Commands) history(ctx context.Context, user domain.UserID, vehicle domain.VehicleID, before domain.CommandID, limit int) ([]domain.Command, error) {
+	if !domain.ValidID(string(user)) || limit <= 0 {
+		if before != "" {
+			return nil, fmt.Errorf("list commands: cursor: %w", domain.ErrNotFound)
+		}
+		return nil, nil
+	}
+	q := s.db.r.WithContext(ctx).Where("user_id = ?", string(user))
+	if vehicle != "" {
+		q = q.Where("vehicle_id = ?", string(vehicle))
+	}
 	if before != "" {
 		c, err := s.Get(ctx, before)
-		if err != nil || c.UserID != user || c.VehicleID != vehicle {
+		if err != nil || c.UserID != user || (vehicle != "" && c.VehicleID != vehicle) {
 			return nil, fmt.Errorf("list commands: cursor: %w", domain.ErrNotFound)
 		}
 		at := dbTime(c.CreatedAt)

@@ -22,6 +22,7 @@ import (
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/sessiontoken"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/app/keys"
@@ -56,6 +57,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newAppleVerifier,
 			newAccessTokens,
 			newIdentity,
+			newAccount,
 			newSimulators,
 			newREST,
 			newAdmin,
@@ -127,6 +129,10 @@ func newIdentity(cfg config.Config, d identityDeps) *identity.Service {
 		identity.Config{Lifetimes: domain.SessionLifetimes{Access: cfg.AccessTokenTTL, Idle: cfg.SessionIdleTTL, Absolute: cfg.SessionAbsoluteTTL}})
 }
 
+func newAccount(users ports.UserStore, sessions ports.SessionStore, conns ports.ConnectionStore, cmds ports.CommandStore, link *vehiclelink.Service) *account.Service {
+	return account.New(account.Deps{Users: users, Sessions: sessions, Connections: conns, Commands: cmds, Vehicles: link})
+}
+
 // Simulators are the built-in upstream simulators, present only in development with
 // BETTERKEY_SIMULATORS on.
 type Simulators struct {
@@ -173,6 +179,7 @@ type restDeps struct {
 	Vehicles *vehiclelink.Service
 	Commands *command.Service
 	Webhooks *webhook.Service
+	Account  *account.Service
 	DB       *postgres.DB
 	Cipher   ports.TokenCipher
 }
@@ -182,6 +189,7 @@ func newREST(d restDeps) (REST, error) {
 		Identity: d.Identity, Vehicles: d.Vehicles, Ready: readiness(d.DB, d.Cipher), Log: d.Log, Registry: d.Registry,
 		Commands: d.Commands,
 		Webhooks: d.Webhooks,
+		Account:  d.Account,
 	}, httpapi.Options{
 		MaxBodyBytes: d.Cfg.MaxBodyBytes, RequireHTTPS: d.Cfg.Secure(), TrustForwardedProto: d.Cfg.TrustForwardedProto,
 		AppReturnURL: d.Cfg.AppReturnURL,

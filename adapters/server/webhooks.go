@@ -11,7 +11,7 @@ import (
 	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/smartcar"
-	"github.com/betterkey/backend/app/vehiclelink"
+	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
@@ -61,13 +61,13 @@ type webhookDeps struct {
 	Connections   ports.ConnectionStore
 	Users         ports.UserStore
 	Sessions      ports.SessionStore
-	Link          *vehiclelink.Service
+	Accounts      *account.Service
 	Commands      ports.CommandSettler
 }
 
 func newWebhooks(d webhookDeps) *webhook.Service {
 	return webhook.New(webhook.Deps{Inbox: d.Inbox, VehicleEvents: d.Events, Notifications: d.Notifications,
-		Connections: d.Connections, Users: d.Users, Sessions: d.Sessions, Vehicles: d.Link, Commands: d.Commands}, webhook.Config{})
+		Connections: d.Connections, Users: d.Users, Sessions: d.Sessions, Accounts: d.Accounts, Commands: d.Commands}, webhook.Config{})
 }
 
 // newCommandSettler is the command store in its settling role, on the same database.

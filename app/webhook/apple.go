@@ -75,41 +75,9 @@ func (s *Service) processApple(ctx context.Context, e domain.InboxEvent) (Outcom
 		}
 		return OutcomeSessionsRevoked, nil
 	}
-	if err := s.deleteAccount(ctx, u.ID, e.Attempts); err != nil {
-		return "", err
+	// Erasure must not wait on Smartcar forever: after a few attempts it goes ahead without it.
+	if err := s.d.Accounts.Delete(ctx, u.ID, e.Attempts >= s.cfg.ForceLocalDeleteAfter); err != nil {
+		return "", fmt.Errorf("delete account: %w", err)
 	}
 	return OutcomeAccountDeleted, nil
-}
-
-// deleteAccount erases an account as far as the product holds data today, each step idempotent
-// so a retry resumes where a failure stopped: sessions are revoked first (access ends at once),
-// then every vehicle is disconnected at Smartcar and deleted with its connection and sealed
-// token set, then the user row goes, and with it through the schema's cascades whatever else
-// the account owns. A vehicle Smartcar cannot be told about blocks the deletion for a few
-// attempts; after attemptsSoFar reaches ForceLocalDeleteAfter it is deleted here regardless.
-func (s *Service) deleteAccount(ctx context.Context, user domain.UserID, attemptsSoFar int) error {
-	if _, err := s.d.Sessions.RevokeAllForUser(ctx, user, s.now(), domain.RevokeAccount); err != nil {
-		return fmt.Errorf("revoke sessions: %w", err)
-	}
-	vehicles, err := s.d.Connections.Vehicles(ctx, user)
-	if err != nil {
-		return fmt.Errorf("list vehicles: %w", err)
-	}
-	force := attemptsSoFar >= s.cfg.ForceLocalDeleteAfter
-	for _, v := range vehicles {
-		err := s.d.Vehicles.Disconnect(ctx, user, v.ID)
-		switch {
-		case err == nil, errors.Is(err, domain.ErrNotFound):
-			continue
-		case !force:
-			return fmt.Errorf("disconnect vehicle: %w", err)
-		}
-		if _, err := s.d.Connections.DeleteVehicle(ctx, user, v.ID); err != nil && !errors.Is(err, domain.ErrNotFound) {
-			return fmt.Errorf("delete vehicle: %w", err)
-		}
-	}
-	if err := s.d.Users.Delete(ctx, user); err != nil && !errors.Is(err, domain.ErrNotFound) {
-		return fmt.Errorf("delete user: %w", err)
-	}
-	return nil
 }

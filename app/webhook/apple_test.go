@@ -130,7 +130,7 @@ func TestAccountDeletionResumesAndFinallyForgoesSmartcar(t *testing.T) {
 		t.Fatalf("user: %v", err)
 	}
 	e, _ := h.inbox.Get(t.Context(), domain.SourceApple, "jti-del")
-	if e.Status != domain.InboxPending || e.LastError != "UPSTREAM_UNAVAILABLE" {
+	if e.Status != domain.InboxPending || e.LastError != "UNAVAILABLE" {
 		t.Fatalf("after the first attempt: %+v", e)
 	}
 	h.clock.Advance(e.AvailableAt.Sub(start))

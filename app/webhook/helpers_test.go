@@ -10,6 +10,7 @@ import (
 	"github.com/betterkey/backend/adapters/memory"
 	"github.com/betterkey/backend/adapters/smartcar"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
 )
@@ -126,7 +127,8 @@ func newHarness(t *testing.T, cfg webhook.Config, secrets ...string) *harness {
 	}
 	t.Cleanup(h.sim.Close)
 	h.deps = webhook.Deps{Inbox: h.inbox, VehicleEvents: events, Notifications: h.apple, Connections: h.conns,
-		Users: h.users, Sessions: h.sessions, Vehicles: h.unlink}
+		Users: h.users, Sessions: h.sessions, Accounts: account.New(account.Deps{Users: h.users, Sessions: h.sessions,
+			Connections: h.conns, Vehicles: h.unlink}).WithClock(h.clock.Now)}
 	h.cfg = cfg
 	h.svc = webhook.New(h.deps, cfg).WithClock(h.clock.Now)
 	return h

@@ -67,10 +67,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Disconnector removes one of a user's vehicles the way the owner would (at Smartcar first, then
-// here, connection and token set with the last vehicle); the vehicle-link service is one.
-type Disconnector interface {
-	Disconnect(ctx context.Context, user domain.UserID, id domain.VehicleID) error
+// AccountDeleter erases an account, idempotently, revoking its sessions first; with force it
+// goes ahead without telling Smartcar about vehicles it cannot reach. The account service is one.
+type AccountDeleter interface {
+	Delete(ctx context.Context, user domain.UserID, force bool) error
 }
 
 // Deps are the ports the webhook use cases need.
@@ -81,7 +81,7 @@ type Deps struct {
 	Connections   ports.ConnectionStore
 	Users         ports.UserStore
 	Sessions      ports.SessionStore
-	Vehicles      Disconnector
+	Accounts      AccountDeleter
 	// Commands settles unknown lock and unlock commands from reported lock states; nil leaves
 	// them unknown.
 	Commands ports.CommandSettler

@@ -191,6 +191,48 @@ func commandHistory(t *testing.T, newStores NewCommandStores) {
 			t.Errorf("History with another vehicle's cursor = %v, want ErrNotFound", err)
 		}
 	})
+	t.Run("UserHistory/EveryVehicleNewestFirst", func(t *testing.T) {
+		t.Parallel()
+		f := seedFleet(t, newStores, 2)
+		at := now()
+		var want []domain.Command
+		for i := range 4 {
+			c := f.command(i%2, domain.CommandLock, at.Add(time.Duration(i/2)*time.Minute)) // pairs share a time
+			c = f.admit(t, c)
+			c, err := f.s.Update(t.Context(), c.ID, func(x *domain.Command) error { return x.Expire(c.CreatedAt) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, c)
+		}
+		other := seedFleet(t, newStores, 1)
+		foreign := other.admit(t, other.command(0, domain.CommandUnlock, at))
+		slices.SortFunc(want, func(a, b domain.Command) int {
+			if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+				return c
+			}
+			return -compareIDs(a.ID, b.ID)
+		})
+		var got []domain.Command
+		var before domain.CommandID
+		for {
+			page, err := f.s.UserHistory(t.Context(), f.user, before, 3)
+			if err != nil {
+				t.Fatalf("UserHistory: %v", err)
+			}
+			got = append(got, page...)
+			if len(page) < 3 {
+				break
+			}
+			before = page[len(page)-1].ID
+		}
+		if diff := cmp.Diff(got, want); diff != "" {
+			t.Errorf("UserHistory pages (-got +want):\n%s", diff)
+		}
+		if _, err := f.s.UserHistory(t.Context(), f.user, foreign.ID, 10); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("UserHistory with another user's cursor = %v, want ErrNotFound", err)
+		}
+	})
 }
 
 func compareIDs(a, b domain.CommandID) int {

@@ -219,6 +219,7 @@ func (s *Simulator) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
+	s.disconnects.Add(1)
 	if s.afterEffect(w, r, EndpointDisconnect) {
 		return
 	}

@@ -98,6 +98,7 @@ type Stats struct {
 	Refreshes         int64 // successful refresh_token grants
 	APIRequests       int64
 	Commands          int64 // lock and unlock commands that reached a car
+	Disconnects       int64 // vehicles removed from the application's grants
 	WebhookAttempts   int64
 }
 
@@ -109,7 +110,7 @@ type Simulator struct {
 	close   sync.Once
 
 	authorizeRequests, tokenRequests, codeExchanges, refreshes atomic.Int64
-	apiRequests, commands, webhookAttempts                     atomic.Int64
+	apiRequests, commands, disconnects, webhookAttempts        atomic.Int64
 
 	mu       sync.Mutex
 	users    map[string]*user
@@ -222,6 +223,7 @@ func (s *Simulator) Stats() Stats {
 		Refreshes:         s.refreshes.Load(),
 		APIRequests:       s.apiRequests.Load(),
 		Commands:          s.commands.Load(),
+		Disconnects:       s.disconnects.Load(),
 		WebhookAttempts:   s.webhookAttempts.Load(),
 	}
 }
