@@ -121,6 +121,31 @@ type ConnectState struct {
 	ExpiresAt time.Time
 }
 
+// PendingLinkTTL bounds how long the owner's app has to confirm a Connect after the callback;
+// it stays well inside the 10 minutes a Smartcar authorization code lives, so a confirmed link
+// still has a code Smartcar accepts.
+const PendingLinkTTL = 5 * time.Minute
+
+// PurposeConnectCode is the binding purpose of a pending link's sealed authorization code.
+const PurposeConnectCode = "smartcar.connect_code"
+
+// PendingLink is a Connect flow whose callback came back with a code but which the owner's app
+// has not confirmed yet: the callback is unauthenticated and may run in anyone's browser, so the
+// code only becomes a connection when the user who started the flow presents the link token with
+// their own session. Known only by the hash of its random link token, single use; the code is
+// sealed for that user.
+type PendingLink struct {
+	Hash      TokenHash
+	UserID    UserID
+	Code      SealedSecret
+	ExpiresAt time.Time
+}
+
+// CodeBinding is the binding a pending link's authorization code is sealed under.
+func (p PendingLink) CodeBinding() SecretBinding {
+	return SecretBinding{Purpose: PurposeConnectCode, UserID: p.UserID}
+}
+
 // ValidateGrant refuses what the schema could not store faithfully: ids that are not canonical
 // UUIDs, a grant without a token set, and a vehicle or an id listed twice (the unique (connection,
 // Smartcar vehicle) pair and the primary key would reject the whole grant).

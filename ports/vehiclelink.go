@@ -7,7 +7,8 @@ import (
 	"github.com/betterkey/backend/domain"
 )
 
-// ConnectStateStore keeps pending Smartcar Connect flows by the hash of their state value.
+// ConnectStateStore keeps pending Smartcar Connect flows by the hash of their state value, and
+// the links their callbacks left for the owner's app to confirm by the hash of the link token.
 // Implementations are safe for concurrent use.
 type ConnectStateStore interface {
 	// Put stores a state; domain.ErrConflict if the hash exists.
@@ -15,7 +16,14 @@ type ConnectStateStore interface {
 	// Consume deletes the state atomically and returns it; domain.ErrNotFound when it does not
 	// exist, was consumed already, or expired at now. Of two concurrent calls at most one succeeds.
 	Consume(ctx context.Context, h domain.TokenHash, now time.Time) (domain.ConnectState, error)
-	// DeleteExpired removes states that expired before now and reports how many.
+	// PutPendingLink stores a link awaiting confirmation; domain.ErrConflict if the hash exists.
+	PutPendingLink(ctx context.Context, l domain.PendingLink) error
+	// ConsumePendingLink deletes the link atomically and returns it; domain.ErrNotFound when it
+	// does not exist, was consumed already, or expired at now (an expired link is deleted too).
+	// Of two concurrent calls at most one succeeds.
+	ConsumePendingLink(ctx context.Context, h domain.TokenHash, now time.Time) (domain.PendingLink, error)
+	// DeleteExpired removes states and pending links that expired before now and reports how
+	// many, both together.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 }
 

@@ -88,6 +88,7 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	authed.GET("/me/sessions", a.listSessions)
 	authed.DELETE("/me/sessions/:id", a.revokeSession)
 	authed.POST("/vehicles/connect", a.startConnect)
+	authed.POST("/vehicles/connect/complete", a.completeConnect)
 	authed.GET("/vehicles", a.listVehicles)
 	authed.GET("/vehicles/:id", a.getVehicle)
 	authed.GET("/vehicles/:id/status", a.vehicleStatus)

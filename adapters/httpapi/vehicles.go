@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -41,8 +40,9 @@ func (a *api) startConnect(c *gin.Context) {
 }
 
 // smartcarCallback is Smartcar's redirect target. It always answers with a redirect to the app,
-// carrying status=linked or status=error and a stable code; nothing of the upstream's text or of
-// the code and state travels on.
+// carrying status=pending, code=CONFIRM_REQUIRED and the link token the app confirms with
+// (POST /v1/vehicles/connect/complete), or status=error and a stable code; nothing of the
+// upstream's text or of the code and state travels on.
 func (a *api) smartcarCallback(c *gin.Context) {
 	q := c.Request.URL.Query()
 	res, err := a.Vehicles.Callback(c.Request.Context(), vehiclelink.CallbackInput{
@@ -59,9 +59,9 @@ func (a *api) smartcarCallback(c *gin.Context) {
 		v.Set("status", "error")
 		v.Set("code", p.Code)
 	} else {
-		v.Set("status", "linked")
-		v.Set("code", "LINKED")
-		v.Set("vehicles", strconv.Itoa(len(res.Vehicles)))
+		v.Set("status", "pending")
+		v.Set("code", "CONFIRM_REQUIRED")
+		v.Set("link", res.Link.Reveal())
 	}
 	target := a.opts.AppReturnURL
 	if u, perr := url.Parse(target); perr == nil {
@@ -73,6 +73,30 @@ func (a *api) smartcarCallback(c *gin.Context) {
 		target = u.String()
 	}
 	c.Redirect(http.StatusFound, target)
+}
+
+type completeConnectRequest struct {
+	Link string `json:"link"`
+}
+
+// completeConnect turns the pending link of a Connect callback into a connection of the signed-in
+// user, and answers with the vehicles it linked, shaped as in the vehicle list.
+func (a *api) completeConnect(c *gin.Context) {
+	var req completeConnectRequest
+	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
+		a.fail(c, decodeError(err))
+		return
+	}
+	res, err := a.Vehicles.CompleteConnect(c.Request.Context(), principal(c).UserID, domain.NewSecret(req.Link))
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	out := make([]vehicleResponse, 0, len(res.Vehicles))
+	for _, v := range res.Views() {
+		out = append(out, newVehicleResponse(v))
+	}
+	c.JSON(http.StatusOK, gin.H{"vehicles": out})
 }
 
 // vehicleResponse is a vehicle as the app sees it; it has no field that could carry a token.

@@ -11,8 +11,9 @@ import (
 	"github.com/betterkey/backend/ports"
 )
 
-// ConnectStates is the database ports.ConnectStateStore. Pending Connect flows live in the
-// database so that the callback may land on any replica, and be accepted only once.
+// ConnectStates is the database ports.ConnectStateStore. Pending Connect flows and the links
+// their callbacks leave live in the database so that the callback and the app's confirmation may
+// land on any replica, and be accepted only once.
 type ConnectStates struct{ db *DB }
 
 var _ ports.ConnectStateStore = (*ConnectStates)(nil)
@@ -29,6 +30,17 @@ type connectStateRow struct {
 }
 
 func (connectStateRow) TableName() string { return "connect_states" }
+
+// pendingLinkRow is the pending_links table; the link token itself is never stored, only its
+// SHA-256, and the authorization code only sealed.
+type pendingLinkRow struct {
+	Hash       []byte    `gorm:"column:hash;primaryKey"`
+	UserID     string    `gorm:"column:user_id"`
+	SealedCode string    `gorm:"column:sealed_code"`
+	ExpiresAt  time.Time `gorm:"column:expires_at"`
+}
+
+func (pendingLinkRow) TableName() string { return "pending_links" }
 
 // Put implements ports.ConnectStateStore.
 func (s *ConnectStates) Put(ctx context.Context, st domain.ConnectState) error {
@@ -57,12 +69,50 @@ func (s *ConnectStates) Consume(ctx context.Context, h domain.TokenHash, now tim
 	return domain.ConnectState{Hash: h, UserID: domain.UserID(rows[0].UserID), ExpiresAt: rows[0].ExpiresAt.UTC()}, nil
 }
 
-// DeleteExpired implements ports.ConnectStateStore; a janitor calls it so abandoned flows do not
-// pile up.
+// PutPendingLink implements ports.ConnectStateStore.
+func (s *ConnectStates) PutPendingLink(ctx context.Context, l domain.PendingLink) error {
+	if !domain.ValidID(string(l.UserID)) {
+		return fmt.Errorf("put pending link: %w", domain.Invalid("user_id", "must be a canonical uuid"))
+	}
+	if l.Code.IsZero() {
+		return fmt.Errorf("put pending link: %w", domain.Invalid("code", "must not be empty"))
+	}
+	row := pendingLinkRow{Hash: l.Hash[:], UserID: string(l.UserID), SealedCode: l.Code.Ciphertext(), ExpiresAt: dbTime(l.ExpiresAt)}
+	return translate("put pending link", s.db.w.WithContext(ctx).Create(&row).Error)
+}
+
+// ConsumePendingLink implements ports.ConnectStateStore with a single DELETE … RETURNING, as
+// Consume does: of any number of concurrent confirmations exactly one gets the link back.
+func (s *ConnectStates) ConsumePendingLink(ctx context.Context, h domain.TokenHash, now time.Time) (domain.PendingLink, error) {
+	var rows []pendingLinkRow
+	res := s.db.w.WithContext(ctx).Clauses(clause.Returning{}).Where("hash = ?", h[:]).Delete(&rows)
+	if res.Error != nil {
+		return domain.PendingLink{}, translate("consume pending link", res.Error)
+	}
+	if len(rows) == 0 {
+		return domain.PendingLink{}, fmt.Errorf("consume pending link: %w", domain.ErrNotFound)
+	}
+	if !now.Before(rows[0].ExpiresAt) {
+		return domain.PendingLink{}, fmt.Errorf("consume pending link: expired: %w", domain.ErrNotFound)
+	}
+	code, err := domain.ParseSealed(rows[0].SealedCode)
+	if err != nil {
+		return domain.PendingLink{}, fmt.Errorf("consume pending link: %w", err)
+	}
+	return domain.PendingLink{Hash: h, UserID: domain.UserID(rows[0].UserID), Code: code, ExpiresAt: rows[0].ExpiresAt.UTC()}, nil
+}
+
+// DeleteExpired implements ports.ConnectStateStore; a janitor calls it so abandoned flows and
+// unconfirmed links do not pile up.
 func (s *ConnectStates) DeleteExpired(ctx context.Context, now time.Time) (int, error) {
-	res := s.db.w.WithContext(ctx).Where("expires_at < ?", ceilMicro(now)).Delete(&connectStateRow{})
+	cut := ceilMicro(now)
+	res := s.db.w.WithContext(ctx).Where("expires_at < ?", cut).Delete(&connectStateRow{})
 	if res.Error != nil {
 		return 0, translate("delete expired connect states", res.Error)
 	}
-	return int(res.RowsAffected), nil
+	links := s.db.w.WithContext(ctx).Where("expires_at < ?", cut).Delete(&pendingLinkRow{})
+	if links.Error != nil {
+		return 0, translate("delete expired pending links", links.Error)
+	}
+	return int(res.RowsAffected + links.RowsAffected), nil
 }

@@ -73,7 +73,11 @@ func (h *harness) linkOwner() (domain.UserID, []domain.Vehicle) {
 		h.t.Fatal(err)
 	}
 	u, _ := url.Parse(authorize)
-	linked, err := h.link.Callback(ctx, vehiclelink.CallbackInput{State: domain.NewSecret(u.Query().Get("state")), Code: code})
+	pending, err := h.link.Callback(ctx, vehiclelink.CallbackInput{State: domain.NewSecret(u.Query().Get("state")), Code: code})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	linked, err := h.link.CompleteConnect(ctx, user, pending.Link)
 	if err != nil {
 		h.t.Fatal(err)
 	}

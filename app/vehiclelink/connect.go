@@ -19,6 +19,9 @@ var (
 	ErrNoVehicles          = &domain.Error{Kind: domain.KindFailedPrecondition, Code: "NO_VEHICLES", Msg: "no vehicles were found in the account"}
 	ErrInvalidSubscription = &domain.Error{Kind: domain.KindFailedPrecondition, Code: "INVALID_SUBSCRIPTION", Msg: "the vehicle has no active connected-services subscription"}
 	ErrConnectFailed       = &domain.Error{Kind: domain.KindUnavailable, Code: "CONNECT_FAILED", Msg: "connecting the vehicle failed, try again"}
+	// ErrConnectLinkInvalid is deliberately one answer for a link that does not exist, expired,
+	// was used, or belongs to another user, so a caller learns nothing about others' links.
+	ErrConnectLinkInvalid = &domain.Error{Kind: domain.KindNotFound, Code: "CONNECT_LINK_INVALID", Msg: "the connect link is unknown, expired or already used"}
 )
 
 // connectErrors maps Smartcar Connect's documented `error` values to ours; anything else is a
@@ -51,41 +54,100 @@ type CallbackInput struct {
 	ErrorDescription string
 }
 
+// Pending is what an accepted callback hands to the app: the single-use link token with which the
+// user who started the flow confirms it, and when that chance ends.
+type Pending struct {
+	Link      domain.Secret
+	ExpiresAt time.Time
+}
+
 // Linked is the result of a successful Connect.
 type Linked struct {
 	UserID       domain.UserID
 	ConnectionID domain.ConnectionID
+	Scopes       []string
 	Vehicles     []domain.Vehicle
 }
 
-// Callback completes a Connect flow: it consumes the state (unknown, expired, used: refused), and
-// on success exchanges the code, reads the Smartcar user and vehicles, and stores one connection
-// with its sealed token set and its vehicles in one transaction. On any failure nothing is stored.
-func (s *Service) Callback(ctx context.Context, in CallbackInput) (Linked, error) {
+// Views returns the linked vehicles as the owner's vehicle list shows them, without reading the
+// store again: a connection that was just linked is active with the scopes it was granted.
+func (l Linked) Views() []domain.VehicleView {
+	out := make([]domain.VehicleView, 0, len(l.Vehicles))
+	for _, v := range l.Vehicles {
+		out = append(out, domain.VehicleView{Vehicle: v, ConnectionStatus: domain.ConnectionActive, Scopes: l.Scopes})
+	}
+	return out
+}
+
+// Callback accepts Smartcar's redirect: it consumes the state (unknown, expired, used: refused)
+// and, when a code came back, seals it for the state's user and keeps it as a pending link that
+// expires in 5 minutes. It links nothing and calls nothing upstream: the callback is
+// unauthenticated, and the browser that consented need not be the owner's (an attacker can send
+// their own authorize URL to a victim), so only CompleteConnect, called with the session of the
+// user who started the flow, turns the code into a connection.
+func (s *Service) Callback(ctx context.Context, in CallbackInput) (Pending, error) {
 	if in.State.Empty() || in.State.Len() > 256 {
-		return Linked{}, ErrConnectStateInvalid
+		return Pending{}, ErrConnectStateInvalid
 	}
 	st, err := s.d.States.Consume(ctx, domain.HashToken(in.State.Reveal()), s.now())
 	if err != nil {
 		if errors.Is(err, domain.ErrNotFound) {
-			return Linked{}, ErrConnectStateInvalid
+			return Pending{}, ErrConnectStateInvalid
 		}
-		return Linked{}, fmt.Errorf("consume connect state: %w", err)
+		return Pending{}, fmt.Errorf("consume connect state: %w", err)
 	}
 	if in.Error != "" {
 		if e, ok := connectErrors[in.Error]; ok {
-			return Linked{}, e
+			return Pending{}, e
 		}
-		return Linked{}, ErrConnectFailed
+		return Pending{}, ErrConnectFailed
 	}
 	if in.Code.Empty() || in.Code.Len() > 512 {
-		return Linked{}, ErrConnectCodeMissing
+		return Pending{}, ErrConnectCodeMissing
 	}
-	tokens, err := s.d.API.ExchangeCode(ctx, in.Code)
+	token := domain.NewOpaqueToken()
+	l := domain.PendingLink{Hash: domain.HashToken(token.Reveal()), UserID: st.UserID, ExpiresAt: s.now().Add(domain.PendingLinkTTL)}
+	if l.Code, err = s.d.Cipher.Seal(ctx, l.CodeBinding(), in.Code); err != nil {
+		return Pending{}, fmt.Errorf("seal connect code: %w", err)
+	}
+	if err := s.d.States.PutPendingLink(ctx, l); err != nil {
+		return Pending{}, fmt.Errorf("store pending link: %w", err)
+	}
+	return Pending{Link: token, ExpiresAt: l.ExpiresAt}, nil
+}
+
+// CompleteConnect confirms a pending link for the signed-in user: it consumes the link (single
+// use), exchanges its code, reads the Smartcar user and vehicles, and stores one connection with
+// its sealed token set and its vehicles in one transaction. On any failure nothing is stored.
+//
+// A link that does not exist, expired, was used, or belongs to another user is
+// ErrConnectLinkInvalid. The link is consumed before its owner is compared, so a link presented
+// by the wrong user is burned: it cannot be retried by the right user afterwards, and whoever
+// saw the link (the victim's browser, in the attack this step stops) never gets a second chance
+// to race its owner. The owner then simply runs Connect again.
+func (s *Service) CompleteConnect(ctx context.Context, user domain.UserID, link domain.Secret) (Linked, error) {
+	if link.Empty() || link.Len() > 256 {
+		return Linked{}, ErrConnectLinkInvalid
+	}
+	l, err := s.d.States.ConsumePendingLink(ctx, domain.HashToken(link.Reveal()), s.now())
+	if err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return Linked{}, ErrConnectLinkInvalid
+		}
+		return Linked{}, fmt.Errorf("consume pending link: %w", err)
+	}
+	if l.UserID != user {
+		return Linked{}, ErrConnectLinkInvalid
+	}
+	code, err := s.d.Cipher.Open(ctx, l.CodeBinding(), l.Code)
+	if err != nil {
+		return Linked{}, fmt.Errorf("open connect code: %w", err)
+	}
+	tokens, err := s.d.API.ExchangeCode(ctx, code)
 	if err != nil {
 		return Linked{}, fmt.Errorf("exchange connect code: %w", err)
 	}
-	return s.link(ctx, st.UserID, tokens)
+	return s.link(ctx, l.UserID, tokens)
 }
 
 // link reads what the grant covers and stores it.
@@ -129,10 +191,10 @@ func (s *Service) link(ctx context.Context, user domain.UserID, tokens domain.To
 	if err != nil {
 		return Linked{}, fmt.Errorf("store connection: %w", err)
 	}
-	return Linked{UserID: user, ConnectionID: conn.ID, Vehicles: stored}, nil
+	return Linked{UserID: user, ConnectionID: conn.ID, Scopes: conn.Scopes, Vehicles: stored}, nil
 }
 
-// SweepStates deletes Connect states that expired unused.
+// SweepStates deletes Connect states and pending links that expired unused.
 func (s *Service) SweepStates(ctx context.Context) (int, error) {
 	n, err := s.d.States.DeleteExpired(ctx, s.now())
 	if err != nil {

@@ -27,19 +27,20 @@ func (c *clock) add(d time.Duration) {
 }
 
 type fixture struct {
-	svc   *vehiclelink.Service
-	api   *memory.VehicleAPI
-	conns *memory.Connections
-	clock *clock
-	users *memory.Users
+	svc    *vehiclelink.Service
+	api    *memory.VehicleAPI
+	conns  *memory.Connections
+	states *memory.ConnectStates
+	clock  *clock
+	users  *memory.Users
 }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	api := memory.NewVehicleAPI(memory.VehicleAPIOptions{ConnectURL: "https://connect.example", ClientID: "client", RedirectURI: "https://api.example/cb", Mode: "simulated", Now: c.now})
-	f := fixture{api: api, conns: memory.NewConnections(nil), clock: c, users: memory.NewUsers()}
-	f.svc = vehiclelink.New(vehiclelink.Deps{States: memory.NewConnectStates(), Connections: f.conns, API: api, Cipher: memory.NewCipher()}, vehiclelink.Config{}).WithClock(c.now)
+	f := fixture{api: api, conns: memory.NewConnections(nil), states: memory.NewConnectStates(), clock: c, users: memory.NewUsers()}
+	f.svc = vehiclelink.New(vehiclelink.Deps{States: f.states, Connections: f.conns, API: api, Cipher: memory.NewCipher()}, vehiclelink.Config{}).WithClock(c.now)
 	return f
 }
 
@@ -52,7 +53,7 @@ func (f fixture) user(t *testing.T) domain.UserID {
 	return u.ID
 }
 
-// link runs Connect for user with a fresh Smartcar owner of n vehicles.
+// link runs Connect for user with a fresh Smartcar owner of n vehicles, confirmed by user.
 func (f fixture) link(t *testing.T, user domain.UserID, n int) (vehiclelink.Linked, string) {
 	t.Helper()
 	attrs := make([]domain.VehicleAttributes, n)
@@ -60,7 +61,19 @@ func (f fixture) link(t *testing.T, user domain.UserID, n int) (vehiclelink.Link
 		attrs[i] = domain.VehicleAttributes{Make: "TESLA", Model: "Model 3", Year: 2023}
 	}
 	owner, _ := f.api.CreateVehicleUser(attrs...)
-	u, _, err := f.svc.StartConnect(t.Context(), user, ports.ConnectOptions{})
+	pending := f.callback(t, user, owner)
+	linked, err := f.svc.CompleteConnect(t.Context(), user, pending.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return linked, owner
+}
+
+// callback starts Connect as starter and plays Smartcar owner's browser through consent and our
+// callback; it returns the pending link the callback sent to the app return URL.
+func (f fixture) callback(t *testing.T, starter domain.UserID, owner string) vehiclelink.Pending {
+	t.Helper()
+	u, _, err := f.svc.StartConnect(t.Context(), starter, ports.ConnectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +81,14 @@ func (f fixture) link(t *testing.T, user domain.UserID, n int) (vehiclelink.Link
 	if err != nil {
 		t.Fatal(err)
 	}
-	linked, err := f.svc.Callback(t.Context(), vehiclelink.CallbackInput{State: stateOf(t, u), Code: code})
+	pending, err := f.svc.Callback(t.Context(), vehiclelink.CallbackInput{State: stateOf(t, u), Code: code})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return linked, owner
+	if pending.Link.Empty() {
+		t.Fatal("the callback returned no link")
+	}
+	return pending
 }
 
 func stateOf(t *testing.T, authorize string) domain.Secret {
@@ -89,12 +105,19 @@ func TestStateRules(t *testing.T) {
 	alice, bob := f.user(t), f.user(t)
 	owner, _ := f.api.CreateVehicleUser(domain.VehicleAttributes{Make: "FORD", Model: "F-150", Year: 2022})
 
-	// Bob's state links to Bob whoever's browser completes it; Alice gets nothing.
+	// Bob's state, confirmed by Bob, links to Bob; Alice gets nothing.
 	u, _, _ := f.svc.StartConnect(t.Context(), bob, ports.ConnectOptions{})
 	code, _ := f.api.Consent(u, owner)
-	linked, err := f.svc.Callback(t.Context(), vehiclelink.CallbackInput{State: stateOf(t, u), Code: code})
-	if err != nil || linked.UserID != bob {
+	pending, err := f.svc.Callback(t.Context(), vehiclelink.CallbackInput{State: stateOf(t, u), Code: code})
+	if err != nil {
+		t.Fatalf("callback: %v", err)
+	}
+	linked, err := f.svc.CompleteConnect(t.Context(), bob, pending.Link)
+	if err != nil || linked.UserID != bob || len(linked.Vehicles) != 1 {
 		t.Fatalf("linked %+v, %v", linked, err)
+	}
+	if v, _ := f.svc.Vehicles(t.Context(), bob); len(v) != 1 {
+		t.Fatalf("bob has %d vehicles, want 1", len(v))
 	}
 	if v, _ := f.svc.Vehicles(t.Context(), alice); len(v) != 0 {
 		t.Fatal("another user's state linked a vehicle to alice")
@@ -119,6 +142,84 @@ func TestStateRules(t *testing.T) {
 	}
 	if v, _ := f.svc.Vehicles(t.Context(), alice); len(v) != 0 {
 		t.Fatal("a denied connect stored a vehicle")
+	}
+}
+
+// TestConnectLoginCSRFFails plays the attack the pending link stops: Alice starts Connect on her
+// account and gets Bob to consent at Smartcar with his car. The callback runs in Bob's browser and
+// links nothing; the link it hands out goes to Bob's app, which cannot use it, and Alice never
+// sees it.
+func TestConnectLoginCSRFFails(t *testing.T) {
+	f := newFixture(t)
+	alice, bob := f.user(t), f.user(t)
+	bobsCar, _ := f.api.CreateVehicleUser(domain.VehicleAttributes{Make: "BMW", Model: "i4", Year: 2024})
+
+	pending := f.callback(t, alice, bobsCar) // Alice's state, Bob's consent, Bob's browser
+	if exchanges, _ := f.api.Counts(); exchanges != 0 {
+		t.Fatalf("the callback exchanged %d codes, want none before confirmation", exchanges)
+	}
+	// Alice's app has a session but not the link.
+	for _, guess := range []domain.Secret{{}, domain.NewSecret("guess"), domain.NewOpaqueToken()} {
+		if _, err := f.svc.CompleteConnect(t.Context(), alice, guess); !errors.Is(err, vehiclelink.ErrConnectLinkInvalid) {
+			t.Fatalf("alice completing without the link: %v, want CONNECT_LINK_INVALID", err)
+		}
+	}
+	// Bob's app has the link but the flow is not Bob's.
+	if _, err := f.svc.CompleteConnect(t.Context(), bob, pending.Link); !errors.Is(err, vehiclelink.ErrConnectLinkInvalid) {
+		t.Fatalf("bob completing alice's link: %v, want CONNECT_LINK_INVALID", err)
+	}
+	// That attempt burned the link: even if it leaked to Alice afterwards, it is dead.
+	if _, err := f.svc.CompleteConnect(t.Context(), alice, pending.Link); !errors.Is(err, vehiclelink.ErrConnectLinkInvalid) {
+		t.Fatalf("alice completing the burned link: %v, want CONNECT_LINK_INVALID", err)
+	}
+	for name, u := range map[string]domain.UserID{"alice": alice, "bob": bob} {
+		if v, err := f.svc.Vehicles(t.Context(), u); err != nil || len(v) != 0 {
+			t.Errorf("%s has %d vehicles (%v), want none", name, len(v), err)
+		}
+	}
+	if exchanges, _ := f.api.Counts(); exchanges != 0 {
+		t.Fatalf("%d codes were exchanged, want none", exchanges)
+	}
+}
+
+func TestPendingLinkRules(t *testing.T) {
+	f := newFixture(t)
+	alice := f.user(t)
+	owner, _ := f.api.CreateVehicleUser(domain.VehicleAttributes{Make: "FORD", Model: "F-150", Year: 2022},
+		domain.VehicleAttributes{Make: "FORD", Model: "Mustang Mach-E", Year: 2022})
+
+	// The happy path links to the state's user, with the vehicles as the list shows them.
+	pending := f.callback(t, alice, owner)
+	if want := f.clock.now().Add(domain.PendingLinkTTL); !pending.ExpiresAt.Equal(want) {
+		t.Errorf("link expires at %v, want %v", pending.ExpiresAt, want)
+	}
+	linked, err := f.svc.CompleteConnect(t.Context(), alice, pending.Link)
+	if err != nil || linked.UserID != alice || len(linked.Vehicles) != 2 {
+		t.Fatalf("linked %+v, %v", linked, err)
+	}
+	for _, v := range linked.Views() {
+		if v.UserID != alice || v.ConnectionStatus != domain.ConnectionActive || len(v.Scopes) == 0 {
+			t.Errorf("view %+v", v)
+		}
+	}
+	// A used link cannot be reused.
+	if _, err := f.svc.CompleteConnect(t.Context(), alice, pending.Link); !errors.Is(err, vehiclelink.ErrConnectLinkInvalid) {
+		t.Fatalf("reused link: %v", err)
+	}
+	// An expired link is refused, and nothing more is linked.
+	expired := f.callback(t, alice, owner)
+	f.clock.add(domain.PendingLinkTTL)
+	if _, err := f.svc.CompleteConnect(t.Context(), alice, expired.Link); !errors.Is(err, vehiclelink.ErrConnectLinkInvalid) {
+		t.Fatalf("expired link: %v", err)
+	}
+	if v, _ := f.svc.Vehicles(t.Context(), alice); len(v) != 2 {
+		t.Fatalf("alice has %d vehicles, want 2", len(v))
+	}
+	// The sweep removes links nobody confirmed.
+	f.callback(t, alice, owner)
+	f.clock.add(domain.PendingLinkTTL + time.Second)
+	if n, err := f.svc.SweepStates(t.Context()); err != nil || n != 1 {
+		t.Fatalf("SweepStates = %d, %v; want 1", n, err)
 	}
 }
 

@@ -51,7 +51,8 @@ func (e *env) userRows(user string) map[string]int {
 	defer conn.Close(context.Background())
 	out := map[string]int{}
 	for table, column := range map[string]string{"users": "id", "sessions": "user_id", "connections": "user_id",
-		"vehicles": "user_id", "sealed_secrets": "user_id", "commands": "user_id", "connect_states": "user_id"} {
+		"vehicles": "user_id", "sealed_secrets": "user_id", "commands": "user_id", "connect_states": "user_id",
+		"pending_links": "user_id"} {
 		var n int
 		q := "SELECT count(*) FROM " + pgx.Identifier{table}.Sanitize() + " WHERE " + pgx.Identifier{column}.Sanitize() + " = $1"
 		if err := conn.QueryRow(e.t.Context(), q, user).Scan(&n); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,10 +37,37 @@ func (e *env) hop(u string) *url.URL {
 	return loc
 }
 
-// connect runs Smartcar Connect as the owner's browser would: our authorize URL, the simulator's
-// consent (with an optional simulated outcome), our callback, and back to the app. It returns the
-// app return URL's query and the callback URL (for replays).
+// connect runs Smartcar Connect as the owner's browser and app would: our authorize URL, the
+// simulator's consent (with an optional simulated outcome), our callback, back to the app, and
+// the app confirming the link with its own bearer token. It returns the outcome as the app return
+// URL's query would have carried it before confirmation existed (status=linked, code=LINKED and
+// the vehicle count on success, status=error with the problem code of the callback or of the
+// confirmation otherwise; link holds the link token once there was one), and the callback URL
+// (for replays).
 func (e *env) connect(access string, outcome string) (url.Values, string) {
+	e.t.Helper()
+	q, callback := e.consent(access, outcome)
+	if q.Get("status") != "pending" {
+		return q, callback
+	}
+	out := url.Values{"link": {q.Get("link")}}
+	r := e.do("POST", "/v1/vehicles/connect/complete", map[string]any{"link": q.Get("link")}, access)
+	if r.status != http.StatusOK {
+		out.Set("status", "error")
+		out.Set("code", r.str("code"))
+		return out, callback
+	}
+	vehicles, _ := r.body["vehicles"].([]any)
+	out.Set("status", "linked")
+	out.Set("code", "LINKED")
+	out.Set("vehicles", strconv.Itoa(len(vehicles)))
+	return out, callback
+}
+
+// consent runs the browser half of Connect for the user of access: our authorize URL, the
+// simulator's consent, our callback. It returns the app return URL's query (status=pending,
+// code=CONFIRM_REQUIRED and the link, or status=error and a code) and the callback URL.
+func (e *env) consent(access string, outcome string) (url.Values, string) {
 	e.t.Helper()
 	r := e.do("POST", "/v1/vehicles/connect", map[string]any{}, access)
 	e.expect(r, http.StatusOK, "")
@@ -55,7 +83,11 @@ func (e *env) connect(access string, outcome string) (url.Values, string) {
 	if back.Scheme != "betterkey" {
 		e.t.Fatalf("callback redirected to %s, want the app", back)
 	}
-	return back.Query(), callback.String()
+	q := back.Query()
+	if q.Get("status") == "pending" && (q.Get("code") != "CONFIRM_REQUIRED" || q.Get("link") == "") {
+		e.t.Fatalf("callback redirected to the app with %v, want CONFIRM_REQUIRED and a link", q)
+	}
+	return q, callback.String()
 }
 
 func (e *env) vehicles(access string) []map[string]any {
@@ -77,7 +109,7 @@ func TestConnectListStatusDisconnect(t *testing.T) {
 	}
 	s := e.signIn(applesim.NewSubject(), "install-1", "phone")
 	q, callback := e.connect(s.access, "")
-	if q.Get("status") != "linked" || q.Get("code") != "LINKED" {
+	if q.Get("status") != "linked" || q.Get("code") != "LINKED" || q.Get("vehicles") != "2" {
 		t.Fatalf("connect ended with %v", q)
 	}
 	list := e.vehicles(s.access)
@@ -91,10 +123,15 @@ func TestConnectListStatusDisconnect(t *testing.T) {
 	}
 	id := list[0]["id"].(string)
 
-	// A replayed callback changes nothing and reports the state as used.
+	// A replayed callback changes nothing and reports the state as used; a replayed
+	// confirmation is refused.
 	back := e.hop(callback)
-	if back.Query().Get("code") != "CONNECT_STATE_INVALID" || len(e.vehicles(s.access)) != 2 {
+	if back.Query().Get("code") != "CONNECT_STATE_INVALID" || back.Query().Has("link") || len(e.vehicles(s.access)) != 2 {
 		t.Fatalf("replayed callback: %v", back.Query())
+	}
+	e.expect(e.do("POST", "/v1/vehicles/connect/complete", map[string]any{"link": q.Get("link")}, s.access), http.StatusNotFound, "CONNECT_LINK_INVALID")
+	if n := e.count("pending_links"); n != 0 {
+		t.Fatalf("%d pending links left after the link was used", n)
 	}
 
 	st := e.do("GET", "/v1/vehicles/"+id+"/status", nil, s.access)
@@ -174,6 +211,62 @@ func TestConnectRejections(t *testing.T) {
 		t.Fatalf("failed connects stored %d rows", c)
 	}
 	e.expect(e.do("POST", "/v1/vehicles/connect", nil, ""), http.StatusUnauthorized, "UNAUTHENTICATED")
+}
+
+// TestConnectLoginCSRF plays the attack over real HTTP: Alice starts Connect on her account and
+// gets Bob to consent at Smartcar with his car in his browser. The callback links nothing, the
+// link it sends to the app is of no use to Bob's app, Alice's app never sees it, and no car ends
+// up on either account.
+func TestConnectLoginCSRF(t *testing.T) {
+	e := startServer(t)
+	bobsAccount := e.sc.CreateUser(smartcarsim.VehicleSpec{Make: "BMW", Model: "i4", Year: 2024})
+	if err := e.sc.SetConsentUser(bobsAccount.ID); err != nil {
+		t.Fatal(err)
+	}
+	alice := e.signIn(applesim.NewSubject(), "install-alice", "phone")
+	bob := e.signIn(applesim.NewSubject(), "install-bob", "phone")
+	before := e.sc.Stats().CodeExchanges
+
+	q, _ := e.consent(alice.access, "") // Alice's authorize URL, opened and consented to by Bob
+	if q.Get("status") != "pending" || q.Get("code") != "CONFIRM_REQUIRED" {
+		t.Fatalf("callback: %v", q)
+	}
+	if got := e.sc.Stats().CodeExchanges - before; got != 0 {
+		t.Fatalf("the callback exchanged %d codes, want none before confirmation", got)
+	}
+	if c := e.count("connections") + e.count("vehicles") + e.count("sealed_secrets"); c != 0 {
+		t.Fatalf("the callback stored %d rows of a link", c)
+	}
+	complete := func(link, access string) {
+		t.Helper()
+		e.expect(e.do("POST", "/v1/vehicles/connect/complete", map[string]any{"link": link}, access), http.StatusNotFound, "CONNECT_LINK_INVALID")
+	}
+	// Alice's app does not have the link; guessing gets nowhere.
+	complete("", alice.access)
+	complete("guess", alice.access)
+	// Bob's app has it, but the flow is Alice's; the attempt burns the link, so even a leaked
+	// copy is useless to Alice afterwards.
+	complete(q.Get("link"), bob.access)
+	complete(q.Get("link"), alice.access)
+	e.expect(e.do("POST", "/v1/vehicles/connect/complete", map[string]any{"link": q.Get("link")}, ""), http.StatusUnauthorized, "UNAUTHENTICATED")
+
+	if n, m := len(e.vehicles(alice.access)), len(e.vehicles(bob.access)); n+m != 0 {
+		t.Fatalf("alice has %d vehicles, bob %d; want none", n, m)
+	}
+	if got := e.sc.Stats().CodeExchanges - before; got != 0 {
+		t.Fatalf("%d codes were exchanged, want none", got)
+	}
+	if c := e.count("connections") + e.count("vehicles") + e.count("sealed_secrets") + e.count("pending_links"); c != 0 {
+		t.Fatalf("%d rows left after the refused attack", c)
+	}
+
+	// Bob running Connect himself still works.
+	if q, _ := e.connect(bob.access, ""); q.Get("status") != "linked" {
+		t.Fatalf("bob's own connect: %v", q)
+	}
+	if n := len(e.vehicles(bob.access)); n != 1 {
+		t.Fatalf("bob has %d vehicles, want 1", n)
+	}
 }
 
 func mustQuery(t *testing.T, raw string) url.Values {
