@@ -10,10 +10,13 @@ import (
 // deduplication key, so two senders can never collide on an id.
 type EventSource string
 
-// The senders BetterKey accepts pushed events from (SPEC §3 and §6).
+// The senders BetterKey accepts pushed events from (SPEC §3 and §6), and the owner's own
+// account deletion (DELETE /v1/me), which the inbox keeps so that its worker finishes an erasure
+// an upstream failure interrupted.
 const (
 	SourceSmartcar EventSource = "smartcar"
 	SourceApple    EventSource = "apple"
+	SourceAccount  EventSource = "account"
 )
 
 // InboxStatus is where a stored event stands. Only pending events are ever processed; the other

@@ -9,12 +9,27 @@ import (
 	"github.com/betterkey/backend/app/account"
 )
 
-// deleteAccount is DELETE /v1/me: 204 once the account is gone. When Smartcar cannot be told
-// about a vehicle it answers 503 UNAVAILABLE; the steps done so far stay done (every session is
-// revoked already), so the app signs in again and repeats the request to resume.
+// deleteAccount is DELETE /v1/me. The caller's sessions end at once and the request is stored;
+// 204 when the account is gone, 202 when an upstream (Smartcar) failed midway and the inbox
+// worker finishes the deletion, with retries, on its own. Without the webhook service the
+// deletion is only tried in the request, and a failure is an error the app may retry.
 func (a *api) deleteAccount(c *gin.Context) {
-	if err := a.Account.Delete(c.Request.Context(), principal(c).UserID, false); err != nil {
+	user := principal(c).UserID
+	if a.Webhooks == nil {
+		if err := a.Account.Delete(c.Request.Context(), user, false); err != nil {
+			a.fail(c, err)
+			return
+		}
+		c.Status(http.StatusNoContent)
+		return
+	}
+	done, err := a.Webhooks.DeleteAccount(c.Request.Context(), user)
+	if err != nil {
 		a.fail(c, err)
+		return
+	}
+	if !done {
+		c.Status(http.StatusAccepted)
 		return
 	}
 	c.Status(http.StatusNoContent)

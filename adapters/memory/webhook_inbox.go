@@ -152,8 +152,8 @@ func (s *WebhookInbox) DeleteFinished(_ context.Context, before time.Time) (int,
 // validateInboxEvent refuses what the database's checks refuse.
 func validateInboxEvent(e domain.InboxEvent) error {
 	switch {
-	case e.Source != domain.SourceSmartcar && e.Source != domain.SourceApple:
-		return domain.Invalid("event.source", "must be smartcar or apple")
+	case e.Source != domain.SourceSmartcar && e.Source != domain.SourceApple && e.Source != domain.SourceAccount:
+		return domain.Invalid("event.source", "must be smartcar, apple or account")
 	case e.ID == "" || len(e.ID) > domain.MaxEventIDLen:
 		return domain.Invalid("event.id", "must be 1 to 200 bytes")
 	case e.Payload == nil:

@@ -78,6 +78,8 @@ func (s *Service) ProcessDue(ctx context.Context) ([]Result, error) {
 			outcome, perr = s.processSmartcar(ctx, e)
 		case domain.SourceApple:
 			outcome, perr = s.processApple(ctx, e)
+		case domain.SourceAccount:
+			outcome, perr = s.processAccount(ctx, e)
 		default:
 			outcome = OutcomeIgnored
 		}

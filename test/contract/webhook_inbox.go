@@ -125,6 +125,10 @@ func inboxAdd(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 		other.Source = domain.SourceApple
 		addEvents(t, s, other) // the same id from another sender is another event
 		wantInbox(t, s, other)
+		mine := first
+		mine.Source = domain.SourceAccount
+		addEvents(t, s, mine) // and so is an owner's own account deletion
+		wantInbox(t, s, mine)
 	})
 
 	t.Run("Add/ConcurrentSameKey/OneStored", func(t *testing.T) {
