@@ -284,3 +284,20 @@ var (
 	// usually because another replica ended it first.
 	ErrCommandStateConflict = &Error{Kind: KindConflict, Code: "COMMAND_STATE_CONFLICT", Msg: "the command has already moved on"}
 )
+
+// Validate refuses a command the stores cannot keep faithfully (ids that are not canonical UUIDs,
+// an unknown action or status, a malformed idempotency key), as a KindInvalid error.
+func (c Command) Validate() error {
+	switch {
+	case !ValidID(string(c.ID)), !ValidID(string(c.UserID)), !ValidID(string(c.VehicleID)),
+		!ValidID(string(c.ConnectionID)):
+		return Invalid("command", "ids must be canonical uuids")
+	case c.SessionID != "" && !ValidID(string(c.SessionID)):
+		return Invalid("command.session_id", "must be a canonical uuid")
+	case c.Action != CommandLock && c.Action != CommandUnlock:
+		return Invalid("command.action", "must be lock or unlock")
+	case !c.Status.Valid():
+		return Invalid("command.status", "is not a lifecycle state")
+	}
+	return CheckIdempotencyKey(c.IdempotencyKey)
+}

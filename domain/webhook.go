@@ -157,3 +157,21 @@ var (
 	ErrWebhookSignature    = &Error{Kind: KindUnauthenticated, Code: "INVALID_SIGNATURE", Msg: "webhook signature is missing or invalid"}
 	ErrInvalidNotification = &Error{Kind: KindUnauthenticated, Code: "INVALID_NOTIFICATION", Msg: "notification is invalid"}
 )
+
+// Validate refuses an event the stores cannot keep faithfully (unknown source or status, an
+// empty or over-long id, no payload), as a KindInvalid error rather than a database error.
+func (e InboxEvent) Validate() error {
+	switch {
+	case e.Source != SourceSmartcar && e.Source != SourceApple && e.Source != SourceAccount:
+		return Invalid("event.source", "must be smartcar, apple or account")
+	case e.ID == "" || len(e.ID) > MaxEventIDLen:
+		return Invalid("event.id", "must be 1 to 200 bytes")
+	case e.Payload == nil:
+		return Invalid("event.payload", "must be set")
+	}
+	switch e.Status {
+	case InboxPending, InboxProcessed, InboxPoison, InboxFailed:
+		return nil
+	}
+	return Invalid("event.status", "is unknown")
+}

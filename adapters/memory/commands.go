@@ -50,7 +50,7 @@ func NewCommands(vehicles *Connections) *Commands {
 
 // Admit implements ports.CommandStore.
 func (s *Commands) Admit(_ context.Context, cmd domain.Command, leaseUntil time.Time, limit ports.CommandRateLimit, now time.Time) (ports.Admission, error) {
-	if err := validateCommand(cmd); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return ports.Admission{}, fmt.Errorf("admit command: %w", err)
 	}
 	if cmd.Status != domain.CommandAccepted {
@@ -324,22 +324,6 @@ func keepImmutable(before, next domain.Command) domain.Command {
 	next.Action, next.IdempotencyKey, next.SessionID, next.Device = before.Action, before.IdempotencyKey, before.SessionID, before.Device
 	next.CreatedAt, next.Deadline = before.CreatedAt, before.Deadline
 	return next
-}
-
-// validateCommand refuses what the database's types and checks refuse.
-func validateCommand(c domain.Command) error {
-	switch {
-	case !domain.ValidID(string(c.ID)), !domain.ValidID(string(c.UserID)), !domain.ValidID(string(c.VehicleID)),
-		!domain.ValidID(string(c.ConnectionID)):
-		return domain.Invalid("command", "ids must be canonical uuids")
-	case c.SessionID != "" && !domain.ValidID(string(c.SessionID)):
-		return domain.Invalid("command.session_id", "must be a canonical uuid")
-	case c.Action != domain.CommandLock && c.Action != domain.CommandUnlock:
-		return domain.Invalid("command.action", "must be lock or unlock")
-	case !c.Status.Valid():
-		return domain.Invalid("command.status", "is not a lifecycle state")
-	}
-	return domain.CheckIdempotencyKey(c.IdempotencyKey)
 }
 
 // normCommand gives c the form a database returns: UTC times at microsecond precision and a

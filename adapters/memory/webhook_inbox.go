@@ -33,7 +33,7 @@ func NewWebhookInbox() *WebhookInbox {
 
 // Add implements ports.WebhookInbox.
 func (s *WebhookInbox) Add(_ context.Context, e domain.InboxEvent) (bool, error) {
-	if err := validateInboxEvent(e); err != nil {
+	if err := e.Validate(); err != nil {
 		return false, fmt.Errorf("add inbox event: %w", err)
 	}
 	s.mu.Lock()
@@ -147,23 +147,6 @@ func (s *WebhookInbox) DeleteFinished(_ context.Context, before time.Time) (int,
 		}
 	}
 	return n, nil
-}
-
-// validateInboxEvent refuses what the database's checks refuse.
-func validateInboxEvent(e domain.InboxEvent) error {
-	switch {
-	case e.Source != domain.SourceSmartcar && e.Source != domain.SourceApple && e.Source != domain.SourceAccount:
-		return domain.Invalid("event.source", "must be smartcar, apple or account")
-	case e.ID == "" || len(e.ID) > domain.MaxEventIDLen:
-		return domain.Invalid("event.id", "must be 1 to 200 bytes")
-	case e.Payload == nil:
-		return domain.Invalid("event.payload", "must be set")
-	}
-	switch e.Status {
-	case domain.InboxPending, domain.InboxProcessed, domain.InboxPoison, domain.InboxFailed:
-		return nil
-	}
-	return domain.Invalid("event.status", "is unknown")
 }
 
 // normInboxEvent gives an event the precision and ownership the database gives it.

@@ -65,7 +65,7 @@ var errReplay = errors.New("idempotency key replayed")
 // idempotency lookup, the search for what an expired lease left behind and the computation of a
 // refusal's wait only run when they can matter.
 func (s *Commands) Admit(ctx context.Context, cmd domain.Command, leaseUntil time.Time, limit ports.CommandRateLimit, now time.Time) (ports.Admission, error) {
-	if err := validateCommand(cmd); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return ports.Admission{}, fmt.Errorf("admit command: %w", err)
 	}
 	if cmd.Status != domain.CommandAccepted {

@@ -96,22 +96,6 @@ func utcPtr(t *time.Time) *time.Time {
 	return &v
 }
 
-// validateCommand refuses what the schema would refuse with a less helpful error.
-func validateCommand(c domain.Command) error {
-	switch {
-	case !domain.ValidID(string(c.ID)), !domain.ValidID(string(c.UserID)), !domain.ValidID(string(c.VehicleID)),
-		!domain.ValidID(string(c.ConnectionID)):
-		return domain.Invalid("command", "ids must be canonical uuids")
-	case c.SessionID != "" && !domain.ValidID(string(c.SessionID)):
-		return domain.Invalid("command.session_id", "must be a canonical uuid")
-	case c.Action != domain.CommandLock && c.Action != domain.CommandUnlock:
-		return domain.Invalid("command.action", "must be lock or unlock")
-	case !c.Status.Valid():
-		return domain.Invalid("command.status", "is not a lifecycle state")
-	}
-	return domain.CheckIdempotencyKey(c.IdempotencyKey)
-}
-
 // insertCommand names every column, so the statement is prepared once and reused.
 const insertCommand = `INSERT INTO commands (id, user_id, vehicle_id, connection_id, session_id, device, action,
 	status, idempotency_key, error_code, upstream_request_id, retry_after_seconds, created_at, updated_at,

@@ -35,7 +35,7 @@ ON CONFLICT (source, event_id) DO NOTHING`
 
 // Add implements ports.WebhookInbox in one statement.
 func (s *WebhookInbox) Add(ctx context.Context, e domain.InboxEvent) (bool, error) {
-	if err := validateInboxEvent(e); err != nil {
+	if err := e.Validate(); err != nil {
 		return false, fmt.Errorf("add inbox event: %w", err)
 	}
 	var finished *time.Time
@@ -204,22 +204,4 @@ func (f *flexTime) Scan(v any) error {
 		}
 	}
 	return fmt.Errorf("scan timestamp: unrecognised text of %d bytes", len(text))
-}
-
-// validateInboxEvent refuses what the schema's checks would refuse, as a KindInvalid error
-// instead of a database error.
-func validateInboxEvent(e domain.InboxEvent) error {
-	switch {
-	case e.Source != domain.SourceSmartcar && e.Source != domain.SourceApple && e.Source != domain.SourceAccount:
-		return domain.Invalid("event.source", "must be smartcar, apple or account")
-	case e.ID == "" || len(e.ID) > domain.MaxEventIDLen:
-		return domain.Invalid("event.id", "must be 1 to 200 bytes")
-	case e.Payload == nil:
-		return domain.Invalid("event.payload", "must be set")
-	}
-	switch e.Status {
-	case domain.InboxPending, domain.InboxProcessed, domain.InboxPoison, domain.InboxFailed:
-		return nil
-	}
-	return domain.Invalid("event.status", "is unknown")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/betterkey/backend/adapters/cipherprobe"
 	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/postgres"
@@ -21,8 +23,18 @@ func newVehicleAPI(cfg config.Config) (ports.VehicleAPI, error) {
 	}, nil)
 }
 
-func newVehicleLink(states ports.ConnectStateStore, conns ports.ConnectionStore, api ports.VehicleAPI, c ports.TokenCipher) *vehiclelink.Service {
-	return vehiclelink.New(vehiclelink.Deps{States: states, Connections: conns, API: api, Cipher: c}, vehiclelink.Config{})
+func newVehicleLink(states ports.ConnectStateStore, conns ports.ConnectionStore, api ports.VehicleAPI, c ports.TokenCipher, reg *prometheus.Registry) (*vehiclelink.Service, error) {
+	refreshes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "betterkey", Subsystem: "vehicle", Name: "token_refreshes_total",
+		Help: "Smartcar token refresh attempts by outcome (renewed, shared, needs_reauth, revoked, failed).",
+	}, []string{"outcome"})
+	if err := reg.Register(refreshes); err != nil {
+		return nil, err
+	}
+	return vehiclelink.New(vehiclelink.Deps{
+		States: states, Connections: conns, API: api, Cipher: c,
+		Refreshed: func(outcome string) { refreshes.WithLabelValues(outcome).Inc() },
+	}, vehiclelink.Config{}), nil
 }
 
 // readiness reports whether the database answers and the cipher still seals, opens and binds.

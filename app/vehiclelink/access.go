@@ -92,12 +92,20 @@ func (s *Service) refresh(ctx context.Context, id domain.ConnectionID, seen doma
 	})
 	switch {
 	case errors.Is(err, errKeepCurrent):
+		s.d.Refreshed(RefreshShared)
 		return fresh, nil
 	case err != nil:
+		s.d.Refreshed(RefreshFailed)
 		return domain.TokenSet{}, fmt.Errorf("refresh connection tokens: %w", err)
 	case outcome != nil:
+		if errors.Is(outcome, domain.ErrConsentRevoked) {
+			s.d.Refreshed(RefreshRevoked)
+		} else {
+			s.d.Refreshed(RefreshNeedsReauth)
+		}
 		return domain.TokenSet{}, fmt.Errorf("refresh connection tokens: %w", outcome)
 	}
+	s.d.Refreshed(RefreshRenewed)
 	return fresh, nil
 }
 

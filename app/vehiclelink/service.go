@@ -44,7 +44,19 @@ type Deps struct {
 	Connections ports.ConnectionStore
 	API         ports.VehicleAPI
 	Cipher      ports.TokenCipher
+	// Refreshed hears the outcome of every token refresh attempt for metrics: RefreshRenewed,
+	// RefreshShared, RefreshNeedsReauth, RefreshRevoked or RefreshFailed; nil means nobody listens.
+	Refreshed func(outcome string)
 }
+
+// The outcomes Deps.Refreshed hears.
+const (
+	RefreshRenewed     = "renewed"      // a new token set came from the upstream and was stored
+	RefreshShared      = "shared"       // another caller (maybe another replica) had just renewed it
+	RefreshNeedsReauth = "needs_reauth" // the refresh token is dead; the owner must reconnect
+	RefreshRevoked     = "revoked"      // consent was withdrawn
+	RefreshFailed      = "failed"       // a temporary failure; nothing was written
+)
 
 // Service implements the vehicle-link use cases; safe for concurrent use, with every coordination
 // point in the stores.
@@ -56,6 +68,9 @@ type Service struct {
 
 // New returns the service.
 func New(d Deps, cfg Config) *Service {
+	if d.Refreshed == nil {
+		d.Refreshed = func(string) {}
+	}
 	return &Service{d: d, cfg: cfg.withDefaults(), now: time.Now}
 }
 

@@ -320,6 +320,20 @@ func TestRefreshOnceAcrossReplicas(t *testing.T) {
 	if got := a.sc.Stats().Refreshes - before; got != 1 {
 		t.Fatalf("%d refreshes reached Smartcar, want exactly 1", got)
 	}
+	// The replicas' own metrics agree: one renewal across both.
+	renewed := 0
+	for _, srv := range []*env{a, b} {
+		m := srv.do("GET", "/metrics", nil, "")
+		for line := range strings.SplitSeq(m.raw, "\n") {
+			if v, ok := strings.CutPrefix(line, `betterkey_vehicle_token_refreshes_total{outcome="renewed"} `); ok {
+				n, _ := strconv.Atoi(v)
+				renewed += n
+			}
+		}
+	}
+	if renewed != 1 {
+		t.Fatalf("metrics count %d renewals, want 1", renewed)
+	}
 }
 
 func TestRevokedConsentNeedsReauth(t *testing.T) {
