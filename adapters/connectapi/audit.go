@@ -2,17 +2,13 @@ package connectapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"time"
 
 	"connectrpc.com/connect"
-)
 
-// requestIDHeader carries the request id both ways, so an operator can quote it from the CLI
-// output and find the log line.
-const requestIDHeader = "X-Request-Id"
+	"github.com/betterkey/backend/adapters/requestid"
+)
 
 // errorInterceptor is the single place where a handler error becomes a Connect error and where
 // every admin call, allowed or refused, leaves one audit line. It is the outermost interceptor so
@@ -47,7 +43,7 @@ func noteToken(ctx context.Context, index int) {
 func (i *errorInterceptor) begin(ctx context.Context, spec connect.Spec, peer connect.Peer, incomingID string) (context.Context, *callRecord) {
 	rec := &callRecord{
 		procedure: spec.Procedure, protocol: peer.Protocol, peer: peer.Addr,
-		requestID: requestID(incomingID), start: time.Now(), tokenIndex: -1,
+		requestID: requestid.Adopt(incomingID), start: time.Now(), tokenIndex: -1,
 	}
 	return context.WithValue(ctx, callKey{}, rec), rec
 }
@@ -69,7 +65,7 @@ func (i *errorInterceptor) finish(ctx context.Context, rec *callRecord, err erro
 		return nil
 	}
 	ce := toConnect(err)
-	ce.Meta().Set(requestIDHeader, rec.requestID)
+	ce.Meta().Set(requestid.Header, rec.requestID)
 	level := slog.LevelInfo
 	if ce.Code() == connect.CodeInternal {
 		level = slog.LevelError
@@ -88,12 +84,12 @@ func (i *errorInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		ctx, rec := i.begin(ctx, req.Spec(), req.Peer(), req.Header().Get(requestIDHeader))
+		ctx, rec := i.begin(ctx, req.Spec(), req.Peer(), req.Header().Get(requestid.Header))
 		resp, err := next(ctx, req)
 		if ce := i.finish(ctx, rec, err); ce != nil {
 			return nil, ce
 		}
-		resp.Header().Set(requestIDHeader, rec.requestID)
+		resp.Header().Set(requestid.Header, rec.requestID)
 		return resp, nil
 	}
 }
@@ -107,34 +103,11 @@ func (i *errorInterceptor) WrapStreamingClient(next connect.StreamingClientFunc)
 // same error mapping and audit line.
 func (i *errorInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, rec := i.begin(ctx, conn.Spec(), conn.Peer(), conn.RequestHeader().Get(requestIDHeader))
-		conn.ResponseHeader().Set(requestIDHeader, rec.requestID)
+		ctx, rec := i.begin(ctx, conn.Spec(), conn.Peer(), conn.RequestHeader().Get(requestid.Header))
+		conn.ResponseHeader().Set(requestid.Header, rec.requestID)
 		if ce := i.finish(ctx, rec, next(ctx, conn)); ce != nil {
 			return ce
 		}
 		return nil
 	}
-}
-
-// requestID adopts a well-formed incoming id (so one id spans proxy, server and CLI) or makes one.
-func requestID(incoming string) string {
-	if saneRequestID(incoming) {
-		return incoming
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails since Go 1.24
-	return hex.EncodeToString(b[:])
-}
-
-// saneRequestID reports whether s is short and of a charset that cannot forge log structure.
-func saneRequestID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -125,20 +125,9 @@ func TestStreamingHandlersAreGuarded(t *testing.T) {
 			if ce, _ := errors.AsType[*connect.Error](err); ce != nil && ce.Code() == connect.CodeInternal && ce.Message() != "internal error" {
 				t.Errorf("internal message leaked: %q", ce.Message())
 			}
-			if conn.respHeader.Get(requestIDHeader) == "" {
+			if conn.respHeader.Get("X-Request-Id") == "" {
 				t.Errorf("no request id in the response header")
 			}
 		})
-	}
-}
-
-func TestRequestIDAdoptsOnlySaneValues(t *testing.T) {
-	if got := requestID("abc-123_X"); got != "abc-123_X" {
-		t.Errorf("requestID(sane) = %q, want it kept", got)
-	}
-	for _, bad := range []string{"", "a b", "x\ny", string(make([]byte, 65))} {
-		if got := requestID(bad); got == bad || len(got) != 32 {
-			t.Errorf("requestID(%q) = %q, want a fresh 32-hex id", bad, got)
-		}
 	}
 }

@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/betterkey/backend/adapters/requestid"
 	"github.com/betterkey/backend/domain"
 )
 
@@ -19,27 +18,10 @@ const requestIDKey = "request_id"
 
 // withRequestID adopts a well-formed incoming X-Request-Id (so a trace spans the proxy) or makes one.
 func withRequestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-Id")
-	if !saneRequestID(id) {
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-	}
+	id := requestid.Adopt(c.GetHeader(requestid.Header))
 	c.Set(requestIDKey, id)
-	c.Header("X-Request-Id", id)
+	c.Header(requestid.Header, id)
 	c.Next()
-}
-
-func saneRequestID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
