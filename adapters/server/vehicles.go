@@ -1,17 +1,11 @@
 package server
 
 import (
-	"context"
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/betterkey/backend/adapters/cipherprobe"
 	"github.com/betterkey/backend/adapters/config"
-	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/smartcar"
 	"github.com/betterkey/backend/app/vehiclelink"
-	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
 
@@ -35,14 +29,4 @@ func newVehicleLink(states ports.ConnectStateStore, conns ports.ConnectionStore,
 		States: states, Connections: conns, API: api, Cipher: c,
 		Refreshed: func(outcome string) { refreshes.WithLabelValues(outcome).Inc() },
 	}, vehiclelink.Config{}), nil
-}
-
-// readiness reports whether the database answers and the cipher still seals, opens and binds.
-func readiness(db *postgres.DB, c ports.TokenCipher) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if err := db.Ping(ctx); err != nil {
-			return errors.Join(domain.ErrUnavailable, err)
-		}
-		return cipherprobe.Canary(ctx, c)
-	}
 }

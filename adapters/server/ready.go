@@ -1,0 +1,49 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/betterkey/backend/adapters/cipherprobe"
+	"github.com/betterkey/backend/adapters/postgres"
+	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/ports"
+)
+
+// readyFor is how long a passed readiness check stands. With Vault the check is a seal and two
+// opens; caching it keeps a fleet of load-balancer probes off Vault, while a failure is never
+// cached, so a recovery shows at the next probe.
+const readyFor = 2 * time.Second
+
+// readiness reports whether the database answers and the cipher still seals, opens and binds.
+func readiness(db *postgres.DB, c ports.TokenCipher) func(context.Context) error {
+	return cachedPass(readyFor, time.Now, func(ctx context.Context) error {
+		if err := db.Ping(ctx); err != nil {
+			return errors.Join(domain.ErrUnavailable, err)
+		}
+		return cipherprobe.Canary(ctx, c)
+	})
+}
+
+// cachedPass runs check at most once at a time and reuses a pass for ttl; concurrent callers wait
+// for the check in progress rather than starting their own.
+func cachedPass(ttl time.Duration, now func() time.Time, check func(context.Context) error) func(context.Context) error {
+	var (
+		mu         sync.Mutex
+		passedTill time.Time
+	)
+	return func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if now().Before(passedTill) {
+			return nil
+		}
+		if err := check(ctx); err != nil {
+			return err
+		}
+		passedTill = now().Add(ttl)
+		return nil
+	}
+}
