@@ -83,7 +83,30 @@ type SealedSecretStore interface {
 	// by binding (purpose, user, connection), strictly after the binding after (zero: from the
 	// start); a job that stops can resume from its last binding.
 	BelowVersion(ctx context.Context, version int, after domain.SecretBinding, limit int) ([]StoredSecret, error)
-	// Replace swaps the sealed value of the row with the binding, only if it still holds old; it
-	// reports whether it swapped (false when a concurrent writer changed or deleted the row).
-	Replace(ctx context.Context, b domain.SecretBinding, old, replacement domain.SealedSecret) (bool, error)
+	// Replace applies each swap as a compare-and-swap: the row with the swap's binding gets the
+	// replacement only if it still holds old. It reports, swap by swap, whether it swapped (false
+	// when a concurrent writer changed or deleted the row). An empty replacement, or two swaps of
+	// one binding, is domain.ErrInvalid and nothing is swapped.
+	Replace(ctx context.Context, swaps []SecretSwap) ([]bool, error)
+}
+
+// SecretSwap is one compare-and-swap of SealedSecretStore.Replace.
+type SecretSwap struct {
+	Binding          domain.SecretBinding
+	Old, Replacement domain.SealedSecret
+}
+
+// CheckSwaps is the argument check every SealedSecretStore.Replace shares.
+func CheckSwaps(swaps []SecretSwap) error {
+	seen := make(map[domain.SecretBinding]struct{}, len(swaps))
+	for _, x := range swaps {
+		if x.Replacement.IsZero() {
+			return domain.Invalid("replacement", "must not be empty")
+		}
+		if _, dup := seen[x.Binding]; dup {
+			return domain.Invalid("binding", "must not repeat within one replace")
+		}
+		seen[x.Binding] = struct{}{}
+	}
+	return nil
 }

@@ -32,8 +32,8 @@ func TestUpdateKeepsARewrapThatRanDuringIt(t *testing.T) {
 		t.Fatalf("SaveGrant: %v", err)
 	}
 	_, err := conns.Update(t.Context(), c.ID, func(x *domain.Connection) error {
-		if ok, err := secrets.Replace(t.Context(), x.TokenBinding(), x.Tokens, rewrapped); err != nil || !ok {
-			t.Errorf("Replace during Update = %v, %v; want true, nil", ok, err)
+		if ok, err := secrets.Replace(t.Context(), []ports.SecretSwap{{Binding: x.TokenBinding(), Old: x.Tokens, Replacement: rewrapped}}); err != nil || !ok[0] {
+			t.Errorf("Replace during Update = %v, %v; want [true], nil", ok, err)
 		}
 		x.Status = domain.ConnectionNeedsReauth
 		return nil

@@ -62,19 +62,23 @@ func (s *SealedSecrets) BelowVersion(_ context.Context, version int, after domai
 	return out, nil
 }
 
-// Replace implements ports.SealedSecretStore as a compare-and-swap on the stored ciphertext.
-func (s *SealedSecrets) Replace(_ context.Context, b domain.SecretBinding, old, replacement domain.SealedSecret) (bool, error) {
-	if replacement.IsZero() {
-		return false, fmt.Errorf("replace sealed secret: %w", domain.Invalid("replacement", "must not be empty"))
+// Replace implements ports.SealedSecretStore as compare-and-swaps on the stored ciphertext,
+// all under one lock.
+func (s *SealedSecrets) Replace(_ context.Context, swaps []ports.SecretSwap) ([]bool, error) {
+	if err := ports.CheckSwaps(swaps); err != nil {
+		return nil, fmt.Errorf("replace sealed secrets: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, ok := s.m[b]
-	if !ok || cur.Ciphertext() != old.Ciphertext() {
-		return false, nil
+	out := make([]bool, len(swaps))
+	for i, x := range swaps {
+		cur, ok := s.m[x.Binding]
+		if ok && !x.Old.IsZero() && cur.Ciphertext() == x.Old.Ciphertext() {
+			s.m[x.Binding] = x.Replacement
+			out[i] = true
+		}
 	}
-	s.m[b] = replacement
-	return true, nil
+	return out, nil
 }
 
 // get returns the secret stored under b, the zero value when there is none.

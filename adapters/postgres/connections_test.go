@@ -64,9 +64,9 @@ func TestUpdateKeepsARewrapThatRanDuringIt(t *testing.T) {
 	c := grant(t, db, "test:v1:old")
 	rewrapped, _ := domain.ParseSealed("test:v2:new")
 	_, err := conns.Update(t.Context(), c.ID, func(x *domain.Connection) error {
-		ok, err := secrets.Replace(t.Context(), x.TokenBinding(), x.Tokens, rewrapped)
-		if err != nil || !ok {
-			t.Errorf("Replace during Update = %v, %v; want true, nil", ok, err)
+		ok, err := secrets.Replace(t.Context(), []ports.SecretSwap{{Binding: x.TokenBinding(), Old: x.Tokens, Replacement: rewrapped}})
+		if err != nil || !ok[0] {
+			t.Errorf("Replace during Update = %v, %v; want [true], nil", ok, err)
 		}
 		x.Status = domain.ConnectionNeedsReauth
 		return nil
@@ -138,8 +138,9 @@ func TestTokensLiveOnlyInSealedSecrets(t *testing.T) {
 		t.Fatalf("sealed row = version %d, %v; want 3", version, err)
 	}
 	next, _ := domain.ParseSealed("test:v4:rewrapped")
-	if ok, err := postgres.NewSealedSecrets(db).Replace(t.Context(), c.TokenBinding(), c.Tokens, next); err != nil || !ok {
-		t.Fatalf("Replace = %v, %v; want true, nil", ok, err)
+	ok, err := postgres.NewSealedSecrets(db).Replace(t.Context(), []ports.SecretSwap{{Binding: c.TokenBinding(), Old: c.Tokens, Replacement: next}})
+	if err != nil || !ok[0] {
+		t.Fatalf("Replace = %v, %v; want [true], nil", ok, err)
 	}
 	var after time.Time
 	row = raw.QueryRow(t.Context(), `SELECT key_version, updated_at FROM sealed_secrets

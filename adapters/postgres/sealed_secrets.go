@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -98,29 +99,84 @@ func (s *SealedSecrets) BelowVersion(ctx context.Context, version int, after dom
 	return out, nil
 }
 
-// Replace implements ports.SealedSecretStore as one conditional UPDATE: the database applies it
-// only while the row still holds old, so a rewrap never overwrites a token set a refresh wrote
-// meanwhile, and of concurrent swaps of one value exactly one succeeds.
-func (s *SealedSecrets) Replace(ctx context.Context, b domain.SecretBinding, old, replacement domain.SealedSecret) (bool, error) {
-	if replacement.IsZero() {
-		return false, fmt.Errorf("replace sealed secret: %w", domain.Invalid("replacement", "must not be empty"))
+// Replace implements ports.SealedSecretStore with conditional UPDATEs: the database applies a
+// swap only while the row still holds old, so a rewrap never overwrites a token set a refresh
+// wrote meanwhile, and of concurrent swaps of one value exactly one succeeds. On PostgreSQL the
+// whole batch is one statement; SQLite runs one UPDATE per swap in one transaction.
+func (s *SealedSecrets) Replace(ctx context.Context, swaps []ports.SecretSwap) ([]bool, error) {
+	if err := ports.CheckSwaps(swaps); err != nil {
+		return nil, fmt.Errorf("replace sealed secrets: %w", err)
 	}
-	if !domain.ValidID(string(b.UserID)) || old.IsZero() {
-		return false, nil
+	out := make([]bool, len(swaps))
+	idx := make(map[domain.SecretBinding]int, len(swaps))
+	rows := make([]swapRow, 0, len(swaps))
+	for i, x := range swaps {
+		// A row is keyed by a uuid user, and nothing holds an empty value: such swaps cannot match.
+		if domain.ValidID(string(x.Binding.UserID)) && !x.Old.IsZero() {
+			idx[x.Binding] = i
+			rows = append(rows, swapRow{Purpose: x.Binding.Purpose, UserID: string(x.Binding.UserID),
+				ConnectionID: x.Binding.ConnectionID, Old: x.Old.Ciphertext(),
+				New: x.Replacement.Ciphertext(), Version: x.Replacement.KeyVersion()})
+		}
 	}
-	res := s.db.w.WithContext(ctx).Model(&sealedRow{}).
-		Where("purpose = ? AND user_id = ? AND connection_id = ? AND ciphertext = ?",
-			b.Purpose, string(b.UserID), b.ConnectionID, old.Ciphertext()).
-		Updates(map[string]any{
-			"ciphertext":  replacement.Ciphertext(),
-			"key_version": replacement.KeyVersion(),
-			"updated_at":  dbTime(s.now()),
+	if len(rows) == 0 {
+		return out, nil
+	}
+	now := dbTime(s.now())
+	if s.db.dialect != DialectPostgres {
+		err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			for _, r := range rows {
+				res := tx.Exec(`UPDATE sealed_secrets SET ciphertext = ?, key_version = ?, updated_at = ?
+					WHERE purpose = ? AND user_id = ? AND connection_id = ? AND ciphertext = ?`,
+					r.New, r.Version, now, r.Purpose, r.UserID, r.ConnectionID, r.Old)
+				if res.Error != nil {
+					return res.Error
+				}
+				b := domain.SecretBinding{Purpose: r.Purpose, UserID: domain.UserID(r.UserID), ConnectionID: r.ConnectionID}
+				out[idx[b]] = res.RowsAffected == 1
+			}
+			return nil
 		})
-	if res.Error != nil {
-		return false, translate("replace sealed secret", res.Error)
+		if err != nil {
+			return nil, translate("replace sealed secrets", err)
+		}
+		return out, nil
 	}
-	return res.RowsAffected == 1, nil
+	batch, err := json.Marshal(rows)
+	if err != nil {
+		return nil, fmt.Errorf("replace sealed secrets: %w", err)
+	}
+	var swapped []sealedRow
+	err = s.db.w.WithContext(ctx).Raw(replaceSealed, now, string(batch)).Scan(&swapped).Error
+	if err != nil {
+		return nil, translate("replace sealed secrets", err)
+	}
+	for _, r := range swapped {
+		b := domain.SecretBinding{Purpose: r.Purpose, UserID: domain.UserID(r.UserID), ConnectionID: r.ConnectionID}
+		if i, ok := idx[b]; ok {
+			out[i] = true
+		}
+	}
+	return out, nil
 }
+
+// swapRow is one swap as the batch UPDATE reads it from its JSON parameter.
+type swapRow struct {
+	Purpose      string `json:"purpose"`
+	UserID       string `json:"user_id"`
+	ConnectionID string `json:"connection_id"`
+	Old          string `json:"old"`
+	New          string `json:"new"`
+	Version      int    `json:"version"`
+}
+
+// replaceSealed swaps a whole batch in one round trip. The batch travels as one jsonb parameter
+// (GORM would expand array parameters into lists), and RETURNING names the rows that swapped.
+const replaceSealed = `UPDATE sealed_secrets AS s
+SET ciphertext = v.new, key_version = v.version, updated_at = ?
+FROM jsonb_to_recordset(?::jsonb) AS v(purpose text, user_id uuid, connection_id text, old text, new text, version integer)
+WHERE s.purpose = v.purpose AND s.user_id = v.user_id AND s.connection_id = v.connection_id AND s.ciphertext = v.old
+RETURNING s.purpose, s.user_id, s.connection_id`
 
 // readSecret returns the secret stored under b inside tx, the zero value when there is none.
 func readSecret(tx *gorm.DB, b domain.SecretBinding) (domain.SealedSecret, error) {

@@ -3,22 +3,17 @@ package keys
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
 
 // Batch sizes of the rewrap job. A batch is one cipher call (Vault sends up to 250 items per
-// request) followed by one compare-and-swap per secret.
+// request) followed by one batched compare-and-swap in the store.
 const (
 	DefaultBatchSize = 250
 	MaxBatchSize     = 1000
 )
-
-// replaceConcurrency is how many compare-and-swaps of one batch run at once: enough to hide the
-// database round trip, few enough to leave the connection pool to live traffic.
-const replaceConcurrency = 4
 
 // Progress is the running account of a rewrap job, reported after every batch.
 type Progress struct {
@@ -111,42 +106,34 @@ func (s *Service) rewrapBatch(ctx context.Context, page []ports.StoredSecret, p 
 	if len(results) != len(items) {
 		return fmt.Errorf("rewrap secrets: cipher returned %d results for %d secrets", len(results), len(items))
 	}
-	var (
-		wg                    sync.WaitGroup
-		mu                    sync.Mutex
-		done, skipped, failed int
-		firstErr              error
-		slots                 = make(chan struct{}, replaceConcurrency)
-	)
+	var swaps []ports.SecretSwap
+	failed := 0
 	for i, r := range results {
 		if r.Err != nil || r.Sealed.KeyVersion() < p.TargetVersion {
 			failed++
 			continue
 		}
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			swapped, err := s.d.Secrets.Replace(ctx, items[i].Binding, items[i].Sealed, r.Sealed)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				if firstErr == nil {
-					firstErr = fmt.Errorf("rewrap secrets: replace sealed secret: %w", err)
-				}
-			case swapped:
-				done++
-			default:
-				skipped++
-			}
-		})
+		swaps = append(swaps, ports.SecretSwap{Binding: items[i].Binding, Old: items[i].Sealed, Replacement: r.Sealed})
 	}
-	wg.Wait()
+	p.Failed += failed
+	if len(swaps) == 0 {
+		return nil
+	}
+	swapped, err := s.d.Secrets.Replace(ctx, swaps)
+	if err != nil {
+		return fmt.Errorf("rewrap secrets: replace sealed secrets: %w", err)
+	}
+	done := 0
+	for _, ok := range swapped {
+		if ok {
+			done++
+		}
+	}
+	skipped := len(swaps) - done
 	p.Done += done
 	p.Skipped += skipped
-	p.Failed += failed
 	p.Remaining = max(0, p.Remaining-done-skipped)
-	return firstErr
+	return nil
 }
 
 // below counts the stored secrets sealed under a version below v.

@@ -132,7 +132,7 @@ func SealedSecretStore(t *testing.T, newStores NewSealedSecretStores) {
 		// A job that upgraded page 1 and stopped resumes after its last binding, even when that
 		// row has gone meanwhile (the connection was removed).
 		for _, x := range first {
-			if ok, err := s.Replace(t.Context(), x.Binding, x.Sealed, newSealed(t, pagingVersion+1)); err != nil || !ok {
+			if ok, err := replaceOne(t, s, x.Binding, x.Sealed, newSealed(t, pagingVersion+1)); err != nil || !ok {
 				t.Fatalf("Replace = %v, %v; want true, nil", ok, err)
 			}
 		}
@@ -156,7 +156,7 @@ func SealedSecretStore(t *testing.T, newStores NewSealedSecretStores) {
 		c := seed(t, conns, u.ID, replacingVersion)
 		b := c.TokenBinding()
 		next := newSealed(t, replacingVersion+1)
-		if ok, err := s.Replace(t.Context(), b, c.Tokens, next); err != nil || !ok {
+		if ok, err := replaceOne(t, s, b, c.Tokens, next); err != nil || !ok {
 			t.Fatalf("Replace = %v, %v; want true, nil", ok, err)
 		}
 		want := c
@@ -182,14 +182,14 @@ func SealedSecretStore(t *testing.T, newStores NewSealedSecretStores) {
 			"another purpose":              {domain.SecretBinding{Purpose: "apple.refresh_token", UserID: u.ID, ConnectionID: b.ConnectionID}, refreshed.Tokens},
 			"a non-uuid user":              {domain.SecretBinding{Purpose: b.Purpose, UserID: "not-a-uuid", ConnectionID: b.ConnectionID}, refreshed.Tokens},
 		} {
-			if ok, err := s.Replace(t.Context(), q.b, q.old, newSealed(t, replacingVersion+1)); err != nil || ok {
+			if ok, err := replaceOne(t, s, q.b, q.old, newSealed(t, replacingVersion+1)); err != nil || ok {
 				t.Errorf("Replace of %s = %v, %v; want false, nil", name, ok, err)
 			}
 		}
 		wantConnection(t, conns, refreshed)
 		wantConnection(t, conns, other)
 
-		if _, err := s.Replace(t.Context(), b, refreshed.Tokens, domain.SealedSecret{}); domain.KindOf(err) != domain.KindInvalid {
+		if _, err := replaceOne(t, s, b, refreshed.Tokens, domain.SealedSecret{}); domain.KindOf(err) != domain.KindInvalid {
 			t.Errorf("Replace with an empty value = %v, want a KindInvalid error", err)
 		}
 		wantConnection(t, conns, refreshed)
@@ -207,12 +207,67 @@ func SealedSecretStore(t *testing.T, newStores NewSealedSecretStores) {
 		if removed, err := conns.DeleteVehicle(t.Context(), u.ID, vs[0].ID); err != nil || !removed {
 			t.Fatalf("DeleteVehicle = %v, %v; want true, nil", removed, err)
 		}
-		if ok, err := s.Replace(t.Context(), c.TokenBinding(), c.Tokens, newSealed(t, replacingVersion+1)); err != nil || ok {
+		if ok, err := replaceOne(t, s, c.TokenBinding(), c.Tokens, newSealed(t, replacingVersion+1)); err != nil || ok {
 			t.Errorf("Replace after the connection was removed = %v, %v; want false, nil", ok, err)
 		}
 		if _, err := conns.Get(t.Context(), c.ID); domain.KindOf(err) != domain.KindNotFound {
 			t.Errorf("Get after Replace of a removed connection = %v, want ErrNotFound (no row revived)", err)
 		}
+	})
+
+	t.Run("Replace/Batch/AnswersEachSwapInOrder", func(t *testing.T) {
+		t.Parallel()
+		s, conns, users := newStores(t)
+		u := seedUser(t, users)
+		cs := make([]domain.Connection, 4)
+		for i := range cs {
+			cs[i] = seed(t, conns, u.ID, replacingVersion)
+		}
+		refreshed, err := conns.Update(t.Context(), cs[1].ID, func(x *domain.Connection) error {
+			x.Tokens = newSealed(t, replacingVersion+1)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		fresh := func() domain.SealedSecret { return newSealed(t, replacingVersion+1) }
+		swaps := []ports.SecretSwap{
+			{Binding: cs[0].TokenBinding(), Old: cs[0].Tokens, Replacement: fresh()},
+			{Binding: cs[1].TokenBinding(), Old: cs[1].Tokens, Replacement: fresh()}, // a refresh came first
+			{Binding: domain.SecretBinding{Purpose: domain.PurposeSmartcarTokens, UserID: "not-a-uuid", ConnectionID: "x"}, Old: cs[2].Tokens, Replacement: fresh()},
+			{Binding: cs[2].TokenBinding(), Old: cs[2].Tokens, Replacement: fresh()},
+			{Binding: domain.SecretBinding{Purpose: domain.PurposeSmartcarTokens, UserID: u.ID, ConnectionID: string(domain.NewConnectionID())}, Old: cs[3].Tokens, Replacement: fresh()},
+		}
+		got, err := s.Replace(t.Context(), swaps)
+		if err != nil {
+			t.Fatalf("Replace: %v", err)
+		}
+		if diff := gocmp.Diff([]bool{true, false, false, true, false}, got); diff != "" {
+			t.Errorf("Replace results (-want +got):\n%s", diff)
+		}
+		for i, want := range []domain.SealedSecret{swaps[0].Replacement, refreshed.Tokens, swaps[3].Replacement, cs[3].Tokens} {
+			c := cs[i]
+			c.Tokens = want
+			if i == 1 {
+				c = refreshed
+			}
+			wantConnection(t, conns, c)
+		}
+
+		if got, err := s.Replace(t.Context(), nil); err != nil || len(got) != 0 {
+			t.Errorf("Replace of no swaps = %v, %v; want none, nil", got, err)
+		}
+		for name, bad := range map[string][]ports.SecretSwap{
+			"an empty replacement": {{Binding: cs[3].TokenBinding(), Old: cs[3].Tokens, Replacement: fresh()},
+				{Binding: cs[0].TokenBinding(), Old: swaps[0].Replacement}},
+			"a repeated binding": {{Binding: cs[3].TokenBinding(), Old: cs[3].Tokens, Replacement: fresh()},
+				{Binding: cs[3].TokenBinding(), Old: cs[3].Tokens, Replacement: fresh()}},
+		} {
+			if _, err := s.Replace(t.Context(), bad); domain.KindOf(err) != domain.KindInvalid {
+				t.Errorf("Replace with %s = %v, want a KindInvalid error", name, err)
+			}
+		}
+		wantConnection(t, conns, cs[3]) // nothing half-applied
 	})
 
 	t.Run("Replace/Concurrent/ExactlyOneSwaps", func(t *testing.T) {
@@ -227,7 +282,7 @@ func SealedSecretStore(t *testing.T, newStores NewSealedSecretStores) {
 		swapped := make([]bool, parallelism)
 		errs := race(parallelism, func(i int) error {
 			var err error
-			swapped[i], err = s.Replace(t.Context(), c.TokenBinding(), c.Tokens, fresh[i])
+			swapped[i], err = replaceOne(t, s, c.TokenBinding(), c.Tokens, fresh[i])
 			return err
 		})
 		winner := -1
@@ -248,4 +303,16 @@ func SealedSecretStore(t *testing.T, newStores NewSealedSecretStores) {
 		want.Tokens = fresh[winner]
 		wantConnection(t, conns, want)
 	})
+}
+
+// replaceOne is Replace with a single swap.
+func replaceOne(t *testing.T, s ports.SealedSecretStore, b domain.SecretBinding, old, replacement domain.SealedSecret) (bool, error) {
+	swapped, err := s.Replace(t.Context(), []ports.SecretSwap{{Binding: b, Old: old, Replacement: replacement}})
+	if err != nil {
+		return false, err
+	}
+	if len(swapped) != 1 {
+		t.Fatalf("Replace of one swap returned %d results", len(swapped))
+	}
+	return swapped[0], nil
 }
