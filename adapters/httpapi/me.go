@@ -36,21 +36,16 @@ type sessionItem struct {
 	Current    bool      `json:"current"`
 }
 
-// listSessions shows the caller's live sessions; revoked and expired ones are history, not
-// something the user can act on.
+// listSessions shows the caller's live sessions.
 func (a *api) listSessions(c *gin.Context) {
 	p := principal(c)
-	list, err := a.Identity.Sessions(c.Request.Context(), p.UserID)
+	list, err := a.Identity.LiveSessions(c.Request.Context(), p.UserID)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	now := time.Now()
-	items := []sessionItem{}
+	items := make([]sessionItem, 0, len(list))
 	for _, s := range list {
-		if s.Usable(now) != nil {
-			continue
-		}
 		items = append(items, sessionItem{
 			ID: string(s.ID), InstallID: s.InstallID, Device: string(s.Device), DeviceName: s.DeviceName,
 			CreatedAt: s.CreatedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), ExpiresAt: s.IdleExpiresAt.UTC(),

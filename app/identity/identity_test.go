@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -266,5 +267,40 @@ func TestInputValidation(t *testing.T) {
 				t.Fatalf("got %v (kind %v)", err, k)
 			}
 		})
+	}
+}
+
+// TestLiveSessionsHidesRevokedAndIdleExpired: the list the user sees follows the service clock,
+// so an idle-expired session disappears exactly when the service stops accepting it.
+func TestLiveSessionsHidesRevokedAndIdleExpired(t *testing.T) {
+	f := newFixture()
+	a := f.signIn(t, "sub-1", "i1")
+	f.signIn(t, "sub-1", "i2")
+	revoked := f.signIn(t, "sub-1", "i3")
+	if err := f.svc.RevokeSession(t.Context(), a.UserID, revoked.SessionID, domain.RevokeUser); err != nil {
+		t.Fatal(err)
+	}
+	ids := func() []domain.SessionID {
+		t.Helper()
+		list, err := f.svc.LiveSessions(t.Context(), a.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []domain.SessionID
+		for _, s := range list {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	if got := ids(); len(got) != 2 || slices.Contains(got, revoked.SessionID) {
+		t.Fatalf("live sessions = %v, want the two unrevoked ones", got)
+	}
+	f.clock.add(20 * 24 * time.Hour)
+	if _, err := f.svc.Refresh(t.Context(), a.RefreshToken); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	f.clock.add(11 * 24 * time.Hour) // the other session has now been idle for 31 days
+	if got := ids(); len(got) != 1 || got[0] != a.SessionID {
+		t.Fatalf("live sessions after 31 idle days = %v, want only %s", got, a.SessionID)
 	}
 }

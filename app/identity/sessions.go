@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/betterkey/backend/domain"
 )
@@ -70,6 +71,17 @@ func (s *Service) Sessions(ctx context.Context, user domain.UserID) ([]domain.Se
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
 	return list, nil
+}
+
+// LiveSessions returns the user's sessions that can still be used; revoked and expired ones are
+// history, not something the user can act on.
+func (s *Service) LiveSessions(ctx context.Context, user domain.UserID) ([]domain.Session, error) {
+	list, err := s.Sessions(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	return slices.DeleteFunc(list, func(x domain.Session) bool { return x.Usable(now) != nil }), nil
 }
 
 // User returns an account.
