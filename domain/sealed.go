@@ -28,7 +28,8 @@ type SecretBinding struct {
 	Purpose string
 	// UserID is the owning user.
 	UserID UserID
-	// ConnectionID is the vehicle connection the secret belongs to, empty for per-user secrets.
+	// ConnectionID is the vehicle connection the secret belongs to (the Apple client id for an
+	// Apple refresh token), empty for per-user secrets.
 	ConnectionID string
 }
 

@@ -45,3 +45,36 @@ func (u *User) Refresh(id AppleIdentity, now time.Time) {
 	}
 	u.UpdatedAt = now
 }
+
+// PurposeAppleRefreshToken is the binding purpose of a sealed Apple refresh token.
+const PurposeAppleRefreshToken = "apple.refresh_token"
+
+// AppleGrant is the user's Sign in with Apple authorization of one app (bundle id) as this
+// service holds it: Apple's refresh token, sealed, kept only so that account deletion can revoke
+// the authorization at Apple (App Store guideline 5.1.1(v)). A user has at most one per client
+// id; the phone and the watch app each have their own.
+type AppleGrant struct {
+	UserID       UserID
+	ClientID     string
+	RefreshToken SealedSecret
+	CreatedAt    time.Time
+}
+
+// Binding is the binding the refresh token is sealed under; the client id takes the place a
+// connection id has for Smartcar tokens.
+func (g AppleGrant) Binding() SecretBinding {
+	return SecretBinding{Purpose: PurposeAppleRefreshToken, UserID: g.UserID, ConnectionID: g.ClientID}
+}
+
+// Validate refuses a grant that cannot be stored: no owner, no client id, nothing sealed.
+func (g AppleGrant) Validate() error {
+	switch {
+	case g.UserID == "":
+		return Invalid("apple_grant.user_id", "must not be empty")
+	case g.ClientID == "":
+		return Invalid("apple_grant.client_id", "must not be empty")
+	case g.RefreshToken.IsZero():
+		return Invalid("apple_grant.refresh_token", "must not be empty")
+	}
+	return nil
+}

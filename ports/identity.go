@@ -65,6 +65,42 @@ type AppleVerifier interface {
 	Verify(ctx context.Context, identityToken string) (domain.AppleIdentity, error)
 }
 
+// AppleGrantStore keeps users' sealed Apple refresh tokens (domain.AppleGrant), one per user and
+// client id, among the other secrets at rest so that key rotation covers them. Deleting the user
+// deletes them. Implementations are safe for concurrent use.
+type AppleGrantStore interface {
+	// PutAppleGrant stores g, replacing the user's grant for the same client id; domain.ErrNotFound
+	// when the user does not exist.
+	PutAppleGrant(ctx context.Context, g domain.AppleGrant) error
+	// AppleGrants returns the user's grants ordered by client id; none is an empty list.
+	AppleGrants(ctx context.Context, user domain.UserID) ([]domain.AppleGrant, error)
+	// DeleteAppleGrant removes g only if the store still holds g's refresh token for its user and
+	// client id, so a grant a newer sign-in stored is never lost; it reports whether it removed it.
+	DeleteAppleGrant(ctx context.Context, g domain.AppleGrant) (bool, error)
+}
+
+// AppleTokens talks to Apple's token and revoke endpoints with the team's client secret. Apple's
+// refresh token is what lets account deletion revoke the user's Sign in with Apple authorization
+// (App Store guideline 5.1.1(v)).
+type AppleTokens interface {
+	// Exchange redeems a native app's authorization code issued to clientID (an allowlisted app
+	// id). It verifies the id_token Apple answers with and returns its subject with Apple's
+	// refresh token. A code Apple refuses is domain.ErrInvalidAuthorizationCode (wrapped); Apple
+	// unreachable, slow or failing is domain.ErrUnavailable (wrapped).
+	Exchange(ctx context.Context, clientID string, code domain.Secret) (AppleGrant, error)
+	// Revoke invalidates a refresh token issued to clientID; a token Apple already considers
+	// invalid is success. Failures are *domain.UpstreamError: Temporary when a retry may help.
+	Revoke(ctx context.Context, clientID string, refreshToken domain.Secret) error
+}
+
+// AppleGrant is what an authorization code exchange yields.
+type AppleGrant struct {
+	// Subject is the Apple user id (sub) of the verified id_token.
+	Subject string
+	// RefreshToken is Apple's long-lived refresh token; it is sealed before it is stored.
+	RefreshToken domain.Secret
+}
+
 // AccessClaims is what a BetterKey access token asserts.
 type AccessClaims struct {
 	UserID    domain.UserID

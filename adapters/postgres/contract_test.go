@@ -88,3 +88,15 @@ func TestSealedSecretsContract(t *testing.T) {
 		})
 	}
 }
+
+func TestAppleGrantsContract(t *testing.T) {
+	for _, e := range engines() {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			db := e.open(t)
+			contract.AppleGrantStore(t, func(*testing.T) (ports.AppleGrantStore, ports.UserStore, ports.SealedSecretStore) {
+				return postgres.NewAppleGrants(db), postgres.NewUsers(db), postgres.NewSealedSecrets(db)
+			})
+		})
+	}
+}
