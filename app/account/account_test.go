@@ -50,15 +50,55 @@ type harness struct {
 	conns    *memory.Connections
 	commands *memory.Commands
 	unlink   *fakeDisconnector
+	grants   *memory.AppleGrants
+	cipher   *memory.Cipher
+	apple    *fakeRevoker
 }
 
 func newHarness() *harness {
-	h := &harness{users: memory.NewUsers(), sessions: memory.NewSessions(), conns: memory.NewConnections(nil)}
+	h := &harness{users: memory.NewUsers(), sessions: memory.NewSessions(), conns: memory.NewConnections(nil),
+		cipher: memory.NewCipher(), apple: &fakeRevoker{}}
+	h.grants = memory.NewAppleGrants(memory.NewSealedSecrets(), h.users)
 	h.commands = memory.NewCommands(h.conns)
 	h.unlink = &fakeDisconnector{conns: h.conns}
 	h.svc = account.New(account.Deps{Users: h.users, Sessions: h.sessions, Connections: h.conns, Commands: h.commands,
-		Vehicles: h.unlink}).WithClock(func() time.Time { return start })
+		Vehicles: h.unlink, AppleGrants: h.grants, Cipher: h.cipher, AppleTokens: h.apple}).WithClock(func() time.Time { return start })
 	return h
+}
+
+// fakeRevoker records the Apple refresh tokens revoked, or fails with err.
+type fakeRevoker struct {
+	mu      sync.Mutex
+	err     error
+	revoked []string
+}
+
+func (f *fakeRevoker) Exchange(context.Context, string, domain.Secret) (ports.AppleGrant, error) {
+	return ports.AppleGrant{}, errors.New("not used")
+}
+
+func (f *fakeRevoker) Revoke(_ context.Context, clientID string, token domain.Secret) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.revoked = append(f.revoked, clientID+" "+token.Reveal())
+	return nil
+}
+
+// appleGrant stores a sealed Apple refresh token of user for clientID, as sign-in does.
+func (h *harness) appleGrant(t *testing.T, user domain.UserID, clientID, token string) {
+	t.Helper()
+	g := domain.AppleGrant{UserID: user, ClientID: clientID, CreatedAt: start}
+	sealed, err := h.cipher.Seal(t.Context(), g.Binding(), domain.NewSecret(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.RefreshToken = sealed
+	if err := h.grants.PutAppleGrant(t.Context(), g); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // owner is one user with a session and a connection of vehicles, as sign-in and Connect leave them.
@@ -249,5 +289,82 @@ func TestExport(t *testing.T) {
 	}
 	if _, err := h.svc.Export(t.Context(), o.user.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("Export of a deleted account = %v, want ErrNotFound", err)
+	}
+}
+
+// TestDeleteRevokesAppleGrants: every Apple authorization the account holds is revoked at Apple
+// with its own token and client id, and the tokens are gone afterwards.
+func TestDeleteRevokesAppleGrants(t *testing.T) {
+	h := newHarness()
+	o := h.owner(t, "alice", 1)
+	other := h.owner(t, "bob", 0)
+	h.appleGrant(t, o.user.ID, "com.betterkey.app", "rt-phone")
+	h.appleGrant(t, o.user.ID, "com.betterkey.app.watchkitapp", "rt-watch")
+	h.appleGrant(t, other.user.ID, "com.betterkey.app", "rt-bob")
+	if err := h.svc.Delete(t.Context(), o.user.ID, false); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if diff := cmp.Diff([]string{"com.betterkey.app rt-phone", "com.betterkey.app.watchkitapp rt-watch"}, h.apple.revoked); diff != "" {
+		t.Errorf("revoked at Apple (-want +got):\n%s", diff)
+	}
+	if list, _ := h.grants.AppleGrants(t.Context(), o.user.ID); len(list) != 0 {
+		t.Errorf("grants left after deletion: %v", list)
+	}
+	if list, _ := h.grants.AppleGrants(t.Context(), other.user.ID); len(list) != 1 {
+		t.Errorf("another account's grant was touched: %v", list)
+	}
+}
+
+// TestDeleteAppleFailures: a temporary failure at Apple stops the deletion before anything of
+// the account but its sessions is gone, and a retry finishes it; a token Apple refuses for good
+// does not block the erasure; force goes ahead without Apple.
+func TestDeleteAppleFailures(t *testing.T) {
+	h := newHarness()
+	o := h.owner(t, "alice", 1)
+	h.appleGrant(t, o.user.ID, "com.betterkey.app", "rt-phone")
+	h.apple.err = &domain.UpstreamError{Err: domain.ErrUnavailable, Op: "revoke apple token", Status: 503, Transient: true}
+	err := h.svc.Delete(t.Context(), o.user.ID, false)
+	if domain.KindOf(err) != domain.KindUnavailable {
+		t.Fatalf("Delete with Apple down = %v, want unavailable", err)
+	}
+	if _, err := h.users.Get(t.Context(), o.user.ID); err != nil {
+		t.Fatalf("the user is gone although Apple was not told: %v", err)
+	}
+	if list, _ := h.grants.AppleGrants(t.Context(), o.user.ID); len(list) != 1 {
+		t.Fatalf("the grant is gone although it was not revoked: %v", list)
+	}
+	if h.unlink.calls != 0 {
+		t.Fatalf("vehicles were disconnected before Apple was done: %d calls", h.unlink.calls)
+	}
+	h.apple.err = nil
+	if err := h.svc.Delete(t.Context(), o.user.ID, false); err != nil {
+		t.Fatalf("Delete retried: %v", err)
+	}
+	if len(h.apple.revoked) != 1 {
+		t.Fatalf("revoked %v, want the phone's token once", h.apple.revoked)
+	}
+
+	for name, tc := range map[string]struct {
+		err   error
+		force bool
+	}{
+		"refused for good": {&domain.UpstreamError{Err: domain.ErrUnavailable, Op: "revoke apple token", Status: 400, Code: "invalid_grant"}, false},
+		"forced":           {&domain.UpstreamError{Err: domain.ErrUnavailable, Op: "revoke apple token", Status: 503, Transient: true}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness()
+			o := h.owner(t, "carol", 0)
+			h.appleGrant(t, o.user.ID, "com.betterkey.app", "rt")
+			h.apple.err = tc.err
+			if err := h.svc.Delete(t.Context(), o.user.ID, tc.force); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			if _, err := h.users.Get(t.Context(), o.user.ID); !errors.Is(err, domain.ErrNotFound) {
+				t.Fatalf("user after Delete: %v, want gone", err)
+			}
+			if list, _ := h.grants.AppleGrants(t.Context(), o.user.ID); len(list) != 0 {
+				t.Fatalf("grants left: %v", list)
+			}
+		})
 	}
 }

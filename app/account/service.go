@@ -24,6 +24,11 @@ type Deps struct {
 	Connections ports.ConnectionStore
 	Commands    ports.CommandStore
 	Vehicles    Disconnector
+	// AppleGrants, Cipher and AppleTokens revoke the Sign in with Apple authorizations the
+	// account holds; without AppleTokens the grants are only deleted.
+	AppleGrants ports.AppleGrantStore
+	Cipher      ports.TokenCipher
+	AppleTokens ports.AppleTokens
 }
 
 // Service implements the account use cases. It is safe for concurrent use; every step it takes

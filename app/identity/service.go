@@ -21,6 +21,11 @@ type Deps struct {
 	Nonces   ports.NonceStore
 	Apple    ports.AppleVerifier
 	Tokens   ports.AccessTokens
+	// AppleTokens, AppleGrants and Cipher keep Apple's refresh token from the authorization code
+	// a sign-in brings, so account deletion can revoke it. Without AppleTokens a code is ignored.
+	AppleTokens ports.AppleTokens
+	AppleGrants ports.AppleGrantStore
+	Cipher      ports.TokenCipher
 }
 
 // Service implements the identity use cases. It is safe for concurrent use; all coordination lives
@@ -55,7 +60,22 @@ type Tokens struct {
 	RefreshTokenExpiresAt time.Time
 	UserID                domain.UserID
 	SessionID             domain.SessionID
+	// AppleGrant says what became of the sign-in's authorization code.
+	AppleGrant AppleGrantOutcome
+	// AppleGrantErr is why the code's refresh token was not kept, when AppleGrant is
+	// AppleGrantNotStored; the sign-in succeeded regardless.
+	AppleGrantErr error
 }
+
+// AppleGrantOutcome is what became of a sign-in's authorization code.
+type AppleGrantOutcome string
+
+// The outcomes of a sign-in's authorization code.
+const (
+	AppleGrantNone      AppleGrantOutcome = ""           // no code was sent, or exchange is off
+	AppleGrantStored    AppleGrantOutcome = "stored"     // Apple's refresh token is sealed and stored
+	AppleGrantNotStored AppleGrantOutcome = "not_stored" // Apple or the cipher failed; a later sign-in brings a new code
+)
 
 // Principal is the authenticated caller of a request.
 type Principal struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/ports"
 )
 
 // Input limits keep hostile requests cheap; real values are far smaller.
@@ -15,6 +16,7 @@ const (
 	maxNonce         = 256
 	maxInstallID     = 128
 	maxDeviceName    = 128
+	maxAuthCode      = 1024
 )
 
 // IssueNonce creates a single-use sign-in nonce and returns its raw value, which exists only in
@@ -50,6 +52,8 @@ func (in SignInInput) validate() (domain.Device, error) {
 		return "", fmt.Errorf("nonce of %d bytes: %w", in.Nonce.Len(), domain.ErrInvalidNonce)
 	case in.InstallID == "" || len(in.InstallID) > maxInstallID:
 		return "", domain.Invalid("install_id", "is required and at most 128 characters")
+	case in.AuthorizationCode.Len() > maxAuthCode:
+		return "", fmt.Errorf("authorization code of %d bytes: %w", in.AuthorizationCode.Len(), domain.ErrInvalidAuthorizationCode)
 	case len(in.DeviceName) > maxDeviceName:
 		return "", domain.Invalid("device_name", "is at most 128 characters")
 	}
@@ -59,6 +63,12 @@ func (in SignInInput) validate() (domain.Device, error) {
 // SignIn verifies an Apple identity token against a server-issued nonce and starts a session for
 // this install. Every check runs before anything is written; a failed check creates nothing, and
 // the nonce is consumed only by a token that passed every other check.
+//
+// An authorization code, when sent, is redeemed at Apple for the refresh token that account
+// deletion revokes. A code Apple refuses, or one of another Apple account, fails the sign-in
+// (401, nothing created). Apple or the cipher being unavailable does not: the session is created
+// without the refresh token (Tokens.AppleGrant says so), because a user must not be locked out
+// of their car over it, and the next sign-in brings a new code.
 func (s *Service) SignIn(ctx context.Context, in SignInInput) (Tokens, error) {
 	device, err := in.validate()
 	if err != nil {
@@ -78,6 +88,10 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (Tokens, error) {
 		}
 		return Tokens{}, fmt.Errorf("consume nonce: %w", err)
 	}
+	exchanged, grantErr := s.exchangeCode(ctx, id, in.AuthorizationCode)
+	if errors.Is(grantErr, domain.ErrInvalidAuthorizationCode) {
+		return Tokens{}, grantErr
+	}
 	user, err := s.findOrCreateUser(ctx, id, now)
 	if err != nil {
 		return Tokens{}, err
@@ -90,7 +104,54 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (Tokens, error) {
 	if err := s.d.Sessions.Create(ctx, sess); err != nil {
 		return Tokens{}, fmt.Errorf("create session: %w", err)
 	}
-	return s.issue(sess, refresh, now)
+	tokens, err := s.issue(sess, refresh, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	switch {
+	case grantErr != nil:
+		tokens.AppleGrant, tokens.AppleGrantErr = AppleGrantNotStored, grantErr
+	case !exchanged.RefreshToken.Empty():
+		if err := s.keepAppleGrant(ctx, user.ID, id.Audience, exchanged.RefreshToken, now); err != nil {
+			tokens.AppleGrant, tokens.AppleGrantErr = AppleGrantNotStored, err
+		} else {
+			tokens.AppleGrant = AppleGrantStored
+		}
+	}
+	return tokens, nil
+}
+
+// exchangeCode redeems the sign-in's authorization code for the app the identity token was
+// issued to, and checks that the grant is the same Apple account's: a code of another account
+// would otherwise have this account revoke someone else's authorization on deletion.
+func (s *Service) exchangeCode(ctx context.Context, id domain.AppleIdentity, code domain.Secret) (ports.AppleGrant, error) {
+	if code.Empty() || s.d.AppleTokens == nil {
+		return ports.AppleGrant{}, nil
+	}
+	g, err := s.d.AppleTokens.Exchange(ctx, id.Audience, code)
+	if err != nil {
+		return ports.AppleGrant{}, fmt.Errorf("exchange authorization code: %w", err)
+	}
+	if g.Subject != id.Subject {
+		return ports.AppleGrant{}, fmt.Errorf("authorization code of another apple account: %w", domain.ErrInvalidAuthorizationCode)
+	}
+	return g, nil
+}
+
+// keepAppleGrant seals Apple's refresh token to its row and stores it, replacing the grant an
+// earlier sign-in of the same app left. The earlier token is not revoked: revoking it would end
+// the user's authorization of the app, and Apple would then tell us consent was revoked.
+func (s *Service) keepAppleGrant(ctx context.Context, user domain.UserID, clientID string, token domain.Secret, now time.Time) error {
+	g := domain.AppleGrant{UserID: user, ClientID: clientID, CreatedAt: now}
+	sealed, err := s.d.Cipher.Seal(ctx, g.Binding(), token)
+	if err != nil {
+		return fmt.Errorf("seal apple refresh token: %w", err)
+	}
+	g.RefreshToken = sealed
+	if err := s.d.AppleGrants.PutAppleGrant(ctx, g); err != nil {
+		return fmt.Errorf("store apple grant: %w", err)
+	}
+	return nil
 }
 
 // findOrCreateUser tolerates two first sign-ins of one Apple account racing: the loser of the

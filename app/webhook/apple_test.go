@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/betterkey/backend/adapters/memory"
 	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
 )
@@ -147,5 +148,30 @@ func TestAccountDeletionResumesAndFinallyForgoesSmartcar(t *testing.T) {
 	}
 	if _, err := h.conns.Get(t.Context(), l.conn.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("connection after the forced deletion: %v", err)
+	}
+}
+
+// TestConsentRevokedForgetsAppleGrants: once the user has revoked consent, the Apple refresh
+// tokens the account held are dead at Apple and are deleted; another user's stay.
+func TestConsentRevokedForgetsAppleGrants(t *testing.T) {
+	h := newHarness(t, webhook.Config{})
+	grants := memory.NewAppleGrants(memory.NewSealedSecrets(), h.users)
+	h.rebuild(func(d *webhook.Deps) { d.AppleGrants = grants })
+	l := h.link(t, "sub-1", "sc-user-1", "sc-car-1")
+	other := h.link(t, "sub-2", "sc-user-2", "sc-car-2")
+	for _, u := range []domain.UserID{l.user.ID, other.user.ID} {
+		sealed, _ := domain.ParseSealed("test:v1:rt")
+		if err := grants.PutAppleGrant(t.Context(), domain.AppleGrant{UserID: u, ClientID: "com.betterkey.app", RefreshToken: sealed, CreatedAt: start}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rec, err := h.svc.ReceiveApple(t.Context(), h.apple.sign("jti-g", domain.AppleConsentRevoked, "sub-1")); err != nil || rec.Outcome != webhook.OutcomeStored {
+		t.Fatalf("ReceiveApple = %+v, %v", rec, err)
+	}
+	if list, _ := grants.AppleGrants(t.Context(), l.user.ID); len(list) != 0 {
+		t.Errorf("grants after consent-revoked: %v, want none", list)
+	}
+	if list, _ := grants.AppleGrants(t.Context(), other.user.ID); len(list) != 1 {
+		t.Errorf("another user's grants: %v, want kept", list)
 	}
 }

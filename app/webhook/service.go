@@ -82,6 +82,8 @@ type Deps struct {
 	Users         ports.UserStore
 	Sessions      ports.SessionStore
 	Accounts      AccountDeleter
+	// AppleGrants loses the Apple refresh tokens whose consent the user revoked; nil keeps them.
+	AppleGrants ports.AppleGrantStore
 	// Commands settles unknown lock and unlock commands from reported lock states; nil leaves
 	// them unknown.
 	Commands ports.CommandSettler
