@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +113,69 @@ func TestVaultAppRole(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not stop token renewal")
 	}
+}
+
+// TestVaultAppRoleRevokedToken: an operator revokes the service's token between renewals; the
+// next request finds it invalid, logs in again and succeeds, and parallel requests share one login.
+func TestVaultAppRoleRevokedToken(t *testing.T) {
+	addr, root, _ := vaulttest.Start(t)
+	admin := vaulttest.Client(t, addr, root)
+	roleID, secretID := appRole(t, admin, vaulttest.Key, time.Hour, time.Hour)
+	c, err := vault.New(t.Context(), vault.Config{Addr: addr, RoleID: roleID, SecretID: secretID, Key: vaulttest.Key}, nil)
+	if err != nil {
+		t.Fatalf("vault.New: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	b := domain.SecretBinding{Purpose: "smartcar.token_set", UserID: "u1", ConnectionID: "c1"}
+	sealed, err := c.Seal(ctx, b, domain.NewSecret("before"))
+	if err != nil {
+		t.Fatalf("Seal: %v", err)
+	}
+
+	for round := range 2 {
+		if err := admin.Sys().RevokePrefixWithContext(ctx, "auth/approle/login"); err != nil {
+			t.Fatalf("revoke approle tokens: %v", err)
+		}
+		logins := approleLogins(t, admin)
+		const parallel = 20
+		errs := make(chan error, parallel)
+		for range parallel {
+			go func() {
+				_, err := c.Open(ctx, b, sealed)
+				errs <- err
+			}()
+		}
+		for range parallel {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: Open after the token was revoked: %v", round, err)
+			}
+		}
+		if got := approleLogins(t, admin) - logins; got != 1 {
+			t.Fatalf("round %d: %d approle logins after revocation, want exactly 1 shared by %d requests", round, got, parallel)
+		}
+	}
+}
+
+// approleLogins counts the live tokens issued by AppRole logins.
+func approleLogins(t *testing.T, admin *api.Client) int {
+	t.Helper()
+	s, err := admin.Logical().ListWithContext(t.Context(), "auth/token/accessors")
+	if err != nil || s == nil {
+		t.Fatalf("list token accessors: %v", err)
+	}
+	keys, _ := s.Data["keys"].([]any)
+	n := 0
+	for _, k := range keys {
+		info, err := admin.Auth().Token().LookupAccessorWithContext(t.Context(), k.(string))
+		if err != nil || info == nil {
+			continue // revoked meanwhile
+		}
+		if path, _ := info.Data["path"].(string); strings.HasPrefix(path, "auth/approle/login") {
+			n++
+		}
+	}
+	return n
 }
 
 // TestVaultAppRoleOtherKeyDenied: the policy confines the service to its key, so pointing it at

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -15,11 +18,25 @@ const (
 	maxRelogin = time.Minute
 )
 
+// logins serialises AppRole logins. Renewal alone cannot keep a token valid: the LifetimeWatcher
+// hands over only a grace period before the max TTL, Vault reports TTLs in whole seconds, and an
+// operator may revoke the token at any time. So a request that finds its token invalid logs in
+// again itself (once, shared by every request that saw the same token), and keepToken follows the
+// token that login produced instead of logging in a second time.
+type logins struct {
+	mu         sync.Mutex
+	lastOK     time.Time        // the last successful login; keepToken spaces its logins by minRelogin
+	lastFailed time.Time        // the last failed login; requests do not retry one for minRelogin
+	handover   chan *api.Secret // capacity 1: the newest request-path login, for keepToken to watch
+}
+
 // authenticate sets the client token (configured token, or an AppRole login) and checks it with
 // a lookup-self. It returns the auth secret to keep renewing, or nil when the token needs no
 // renewal (no TTL) or cannot be renewed.
 func (c *Cipher) authenticate(ctx context.Context) (*api.Secret, error) {
 	if c.cfg.Token.Empty() {
+		c.logins.mu.Lock()
+		defer c.logins.mu.Unlock()
 		return c.login(ctx)
 	}
 	c.client.SetToken(c.cfg.Token.Reveal())
@@ -51,7 +68,8 @@ func (c *Cipher) authenticate(ctx context.Context) (*api.Secret, error) {
 	return s, nil
 }
 
-// login authenticates with AppRole and installs the new token on the client.
+// login authenticates with AppRole and installs the new token on the client. The caller holds
+// c.logins.mu.
 func (c *Cipher) login(ctx context.Context) (*api.Secret, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -59,48 +77,142 @@ func (c *Cipher) login(ctx context.Context) (*api.Secret, error) {
 		"role_id":   c.cfg.RoleID,
 		"secret_id": c.cfg.SecretID.Reveal(),
 	})
-	if err != nil {
-		return nil, classify("log in to vault with approle", err, false)
+	if err == nil && (s == nil || s.Auth == nil || s.Auth.ClientToken == "") {
+		err = errors.New("log in to vault with approle: vault returned no token")
+	} else if err != nil {
+		err = classify("log in to vault with approle", err, false)
 	}
-	if s == nil || s.Auth == nil || s.Auth.ClientToken == "" {
-		return nil, errors.New("log in to vault with approle: vault returned no token")
+	if err != nil {
+		c.logins.lastFailed = time.Now()
+		return nil, err
 	}
 	c.client.SetToken(s.Auth.ClientToken)
+	c.logins.lastOK = time.Now()
 	return s, nil
 }
 
+// call runs one Vault request. When an AppRole token turns out to be invalid (expired between
+// renewals, or revoked) it logs in again and retries once; that is safe for every request,
+// because Vault refused the first one before doing anything.
+func (c *Cipher) call(ctx context.Context, do func(context.Context) (*api.Secret, error)) (*api.Secret, error) {
+	token := c.client.Token()
+	s, err := do(ctx)
+	if err == nil || !c.cfg.Token.Empty() || !invalidToken(err) || !c.relogin(ctx, token) {
+		return s, err
+	}
+	return do(ctx)
+}
+
+// write and read are Logical().Write and Read through call.
+func (c *Cipher) write(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {
+	return c.call(ctx, func(ctx context.Context) (*api.Secret, error) {
+		return c.client.Logical().WriteWithContext(ctx, path, data)
+	})
+}
+
+func (c *Cipher) read(ctx context.Context, path string) (*api.Secret, error) {
+	return c.call(ctx, func(ctx context.Context) (*api.Secret, error) {
+		return c.client.Logical().ReadWithContext(ctx, path)
+	})
+}
+
+// invalidToken reports Vault's answer to an expired or revoked token ("permission denied" with
+// "invalid token"), as opposed to a policy that lacks the path, which a new login cannot fix.
+func invalidToken(err error) bool {
+	var re *api.ResponseError
+	if !errors.As(err, &re) || (re.StatusCode != http.StatusForbidden && re.StatusCode != http.StatusUnauthorized) {
+		return false
+	}
+	return strings.Contains(strings.Join(re.Errors, "\n"), "invalid token")
+}
+
+// relogin replaces stale, the token a request found invalid, and reports whether the request
+// should be retried. Requests that saw the same token share one login; after a failed login none
+// is tried again for minRelogin, so a Vault auth outage does not turn every request into a login.
+func (c *Cipher) relogin(ctx context.Context, stale string) bool {
+	c.logins.mu.Lock()
+	defer c.logins.mu.Unlock()
+	if c.client.Token() != stale {
+		return true // another request, or keepToken, has logged in already
+	}
+	if time.Since(c.logins.lastFailed) < minRelogin {
+		return false
+	}
+	auth, err := c.login(ctx)
+	if err != nil {
+		c.log.Warn("vault refused the token and the approle login failed", "err", err)
+		return false
+	}
+	c.log.Info("vault refused the token; logged in again")
+	select { // only logins (under mu) send, so after the drain the send cannot block
+	case <-c.logins.handover:
+	default:
+	}
+	c.logins.handover <- auth
+	return true
+}
+
 // keepToken renews the token with a LifetimeWatcher until ctx ends; with AppRole it logs in again
-// when the token nears its max TTL or renewal fails. With a configured token there is nothing to
-// fall back on, so it stops and lets requests fail (as unavailable) once the token expires.
+// when the token nears its max TTL or renewal fails, and follows a login a request made. With a
+// configured token there is nothing to fall back on, so it stops and lets requests fail (as
+// unavailable) once the token expires.
 func (c *Cipher) keepToken(ctx context.Context, auth *api.Secret) {
 	defer c.wg.Done()
-	lastLogin := time.Now()
 	for {
 		if auth == nil || auth.Auth == nil || auth.Auth.LeaseDuration == 0 {
 			return // the token does not expire
 		}
-		err := c.watch(ctx, auth)
+		next, err := c.watch(ctx, auth)
 		if ctx.Err() != nil {
 			return
+		}
+		if next != nil {
+			auth = next
+			continue
 		}
 		if !c.cfg.Token.Empty() {
 			c.log.Warn("vault token can no longer be renewed; requests fail once it expires", "err", err)
 			return
 		}
 		c.log.Info("vault token lifetime ended, logging in again", "err", err)
-		// Never log in more than once per minRelogin, whatever TTLs the role hands out.
-		if d := minRelogin - time.Since(lastLogin); d > 0 && !sleep(ctx, d) {
-			return
+		if auth = c.loginAgain(ctx, auth.Auth.ClientToken); auth == nil {
+			return // ctx ended
 		}
-		wait := minRelogin
-		for auth, err = c.login(ctx); err != nil; auth, err = c.login(ctx) {
-			c.log.Warn("vault approle login failed", "err", err, "retry_in", wait.String())
-			if !sleep(ctx, wait) {
-				return
+	}
+}
+
+// loginAgain logs in to replace stale, retrying with backoff until it succeeds or ctx ends (nil).
+// Logins are spaced by minRelogin whatever TTLs the role hands out; when a request has replaced
+// stale meanwhile, its token is the one to keep.
+func (c *Cipher) loginAgain(ctx context.Context, stale string) *api.Secret {
+	wait := minRelogin
+	for {
+		c.logins.mu.Lock()
+		if c.client.Token() != stale {
+			select {
+			case auth := <-c.logins.handover:
+				c.logins.mu.Unlock()
+				return auth
+			default: // already taken by watch; log in anyway rather than watch nothing
 			}
-			wait = min(2*wait, maxRelogin)
 		}
-		lastLogin = time.Now()
+		if d := minRelogin - time.Since(c.logins.lastOK); d > 0 {
+			c.logins.mu.Unlock()
+			if !sleep(ctx, d) {
+				return nil
+			}
+			continue
+		}
+		auth, err := c.login(ctx)
+		c.logins.mu.Unlock()
+		if err == nil {
+			return auth
+		}
+		c.log.Warn("vault approle login failed", "err", err, "retry_in", wait.String())
+		if !sleep(ctx, wait) {
+			return nil
+		}
+		wait = min(2*wait, maxRelogin)
 	}
 }
 
@@ -117,11 +229,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // watch runs one LifetimeWatcher over auth until it is done (renewal failed, or the max TTL is
-// near) or ctx ends; the watcher goroutine is always stopped and waited for through c.wg.
-func (c *Cipher) watch(ctx context.Context, auth *api.Secret) error {
+// near), a request-path login hands over a new token (returned), or ctx ends. The watcher
+// goroutine is always stopped and waited for through c.wg.
+func (c *Cipher) watch(ctx context.Context, auth *api.Secret) (*api.Secret, error) {
 	w, err := c.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: auth})
 	if err != nil {
-		return fmt.Errorf("watch vault token: %w", err)
+		return nil, fmt.Errorf("watch vault token: %w", err)
 	}
 	c.wg.Add(1)
 	go func() {
@@ -132,9 +245,11 @@ func (c *Cipher) watch(ctx context.Context, auth *api.Secret) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
+		case next := <-c.logins.handover:
+			return next, nil
 		case err := <-w.DoneCh():
-			return err
+			return nil, err
 		case r := <-w.RenewCh():
 			if r != nil && r.Secret != nil && r.Secret.Auth != nil {
 				c.log.Debug("vault token renewed", "ttl_seconds", r.Secret.Auth.LeaseDuration)

@@ -29,6 +29,7 @@ type Cipher struct {
 	log    *slog.Logger
 	paths  paths
 
+	logins    logins
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -74,7 +75,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Cipher, error) {
 	client.ClearToken() // NewClient picks up an ambient VAULT_TOKEN; only the configured one counts
 
 	mount, key := cfg.Mount, cfg.Key
-	c := &Cipher{client: client, cfg: cfg, log: log, paths: paths{
+	c := &Cipher{client: client, cfg: cfg, log: log, logins: logins{handover: make(chan *api.Secret, 1)}, paths: paths{
 		encrypt: mount + "/encrypt/" + key,
 		decrypt: mount + "/decrypt/" + key,
 		rewrap:  mount + "/rewrap/" + key,
@@ -117,7 +118,7 @@ func (c *Cipher) Seal(ctx context.Context, b domain.SecretBinding, plaintext dom
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	s, err := c.client.Logical().WriteWithContext(ctx, c.paths.encrypt, map[string]any{
+	s, err := c.write(ctx, c.paths.encrypt, map[string]any{
 		"plaintext": base64.StdEncoding.EncodeToString([]byte(plaintext.Reveal())),
 		"context":   bindingContext(b),
 	})
@@ -144,7 +145,7 @@ func (c *Cipher) Open(ctx context.Context, b domain.SecretBinding, s domain.Seal
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	resp, err := c.client.Logical().WriteWithContext(ctx, c.paths.decrypt, map[string]any{
+	resp, err := c.write(ctx, c.paths.decrypt, map[string]any{
 		"ciphertext": s.Ciphertext(),
 		"context":    bindingContext(b),
 	})

@@ -19,7 +19,7 @@ type keyInfo struct {
 func (c *Cipher) readKey(ctx context.Context, op string) (keyInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	s, err := c.client.Logical().ReadWithContext(ctx, c.paths.key)
+	s, err := c.read(ctx, c.paths.key)
 	if err != nil {
 		return keyInfo{}, classify(op, err, false)
 	}
@@ -61,7 +61,7 @@ func (c *Cipher) checkKey(ctx context.Context) error {
 func (c *Cipher) Rotate(ctx context.Context) (int, error) {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	s, err := c.client.Logical().WriteWithContext(rctx, c.paths.key+"/rotate", map[string]any{})
+	s, err := c.write(rctx, c.paths.key+"/rotate", map[string]any{})
 	if err != nil {
 		return 0, classify("rotate key", err, false)
 	}
@@ -99,7 +99,7 @@ func (c *Cipher) Retire(ctx context.Context, minDecryptionVersion int) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	_, err = c.client.Logical().WriteWithContext(ctx, c.paths.key+"/config", map[string]any{
+	_, err = c.write(ctx, c.paths.key+"/config", map[string]any{
 		"min_decryption_version": minDecryptionVersion,
 	})
 	if err != nil {

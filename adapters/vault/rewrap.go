@@ -56,7 +56,7 @@ func (c *Cipher) rewrapChunk(ctx context.Context, items []ports.RewrapItem, out 
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	resp, err := c.client.Logical().WriteWithContext(ctx, c.paths.rewrap, map[string]any{"batch_input": batch})
+	resp, err := c.write(ctx, c.paths.rewrap, map[string]any{"batch_input": batch})
 	if err != nil {
 		return classify("rewrap secrets", err, true)
 	}
