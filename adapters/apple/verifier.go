@@ -30,6 +30,7 @@ type Verifier struct {
 	keys     *keyCache
 	parser   *jwt.Parser
 	identity *policy
+	exchange map[string]*policy // by client id: the id_tokens of code exchanges, see TokenClient
 	now      func() time.Time
 }
 
@@ -57,6 +58,12 @@ func New(cfg Config, client *http.Client) (*Verifier, error) {
 	}
 	v.parser = newSignedParser()
 	v.identity = newPolicy(cfg.Issuers, cfg.Audiences, cfg.Leeway, clock, true, true, domain.ErrInvalidIdentityToken)
+	v.exchange = make(map[string]*policy, len(cfg.Audiences))
+	for _, aud := range cfg.Audiences {
+		// Apple's token endpoint answers over TLS, so an id_token that fails these checks is
+		// Apple (or our configuration) misbehaving, not the user: it is unavailable, not invalid.
+		v.exchange[aud] = newPolicy(cfg.Issuers, []string{aud}, cfg.Leeway, clock, true, true, domain.ErrUnavailable)
+	}
 	return v, nil
 }
 
@@ -84,6 +91,29 @@ func (v *Verifier) Verify(ctx context.Context, identityToken string) (domain.App
 		return domain.AppleIdentity{}, err
 	}
 	return c.identity(aud), nil
+}
+
+// allowsClient reports whether clientID is in the audience allowlist, the only client ids whose
+// authorization codes the token client redeems.
+func (v *Verifier) allowsClient(clientID string) bool {
+	_, ok := v.exchange[clientID]
+	return ok
+}
+
+// verifyExchangeIDToken checks the id_token Apple's token endpoint returned for a code issued to
+// clientID and returns its subject. It applies the identity checks with clientID as the one
+// audience, so a code redeemed for the watch app cannot vouch for the phone app; the nonce is not
+// checked, because the code exchange is bound to the client by the client secret, not by a nonce.
+func (v *Verifier) verifyExchangeIDToken(ctx context.Context, raw, clientID string) (string, error) {
+	p, ok := v.exchange[clientID]
+	if !ok {
+		return "", errors.New("verify exchange id_token: client id is not allowlisted")
+	}
+	var c jwt.RegisteredClaims
+	if _, err := v.verifySigned(ctx, raw, p, &c); err != nil {
+		return "", err
+	}
+	return c.Subject, nil
 }
 
 // verifySigned checks size, algorithm, kid and signature of raw, decodes it into c and applies p.

@@ -38,10 +38,17 @@ type Config struct {
 	// unset upstream URLs at them. Development only.
 	Simulators bool
 
-	AppleIssuers       []string
-	AppleJWKSURL       string
-	AppleTokenURL      string
-	AppleAudiences     []string
+	AppleIssuers   []string
+	AppleJWKSURL   string
+	AppleTokenURL  string
+	AppleRevokeURL string
+	AppleAudiences []string
+	// AppleTeamID, AppleKeyID and ApplePrivateKey (the .p8 PEM) sign the client secret of
+	// Apple's token and revoke endpoints. Without them (development only) authorization codes
+	// are not redeemed, unless the built-in simulator stands in for Apple.
+	AppleTeamID        string
+	AppleKeyID         string
+	ApplePrivateKey    domain.Secret
 	DevSkipAppleVerify bool
 	SessionSigningKey  domain.Secret
 	SessionIdleTTL     time.Duration
@@ -105,6 +112,10 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		AppleIssuers:         r.list("APPLE_ISSUER", []string{"https://appleid.apple.com"}),
 		AppleJWKSURL:         r.str("APPLE_JWKS_URL", ""),
 		AppleTokenURL:        r.str("APPLE_TOKEN_URL", ""),
+		AppleRevokeURL:       r.str("APPLE_REVOKE_URL", ""),
+		AppleTeamID:          r.str("APPLE_TEAM_ID", ""),
+		AppleKeyID:           r.str("APPLE_KEY_ID", ""),
+		ApplePrivateKey:      domain.NewSecret(r.str("APPLE_PRIVATE_KEY", "")),
 		AppleAudiences:       r.list("APPLE_AUDIENCES", nil),
 		DevSkipAppleVerify:   r.boolean("DEV_SKIP_APPLE_VERIFY", false),
 		SessionSigningKey:    domain.NewSecret(r.str("SESSION_SIGNING_KEY", "")),
@@ -148,10 +159,24 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		return Config{}, r.err
 	}
 	c.applyDevelopmentDefaults(genKey)
+	c.applyUpstreamDefaults()
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// applyUpstreamDefaults points unset Apple endpoints at Apple; the revoke endpoint sits beside
+// the token endpoint, on Apple as on the simulator.
+func (c *Config) applyUpstreamDefaults() {
+	if c.AppleTokenURL == "" {
+		c.AppleTokenURL = "https://appleid.apple.com/auth/token"
+	}
+	if c.AppleRevokeURL == "" {
+		if base, ok := strings.CutSuffix(c.AppleTokenURL, "/auth/token"); ok {
+			c.AppleRevokeURL = base + "/auth/revoke"
+		}
+	}
 }
 
 // applyDevelopmentDefaults fills what a newcomer's first run needs and nothing else: a local file
@@ -187,7 +212,10 @@ func (c *Config) applyDevelopmentDefaults(genKey func() domain.Secret) {
 	}
 	if c.Simulators && c.AppleJWKSURL == "" {
 		base := "http://" + c.HTTPAddr + "/sim/apple"
-		c.AppleJWKSURL, c.AppleTokenURL = base+"/auth/keys", base+"/auth/token"
+		c.AppleJWKSURL = base + "/auth/keys"
+		if c.AppleTokenURL == "" {
+			c.AppleTokenURL = base + "/auth/token"
+		}
 	}
 	if len(c.AppleAudiences) == 0 {
 		c.AppleAudiences = []string{"com.betterkey.app", "com.betterkey.app.watchkitapp"}
@@ -222,6 +250,14 @@ func (c Config) Validate() error {
 	}
 	if len(c.AppleAudiences) == 0 {
 		add("BETTERKEY_APPLE_AUDIENCES is required")
+	}
+	if n := countSet(c.AppleTeamID != "", c.AppleKeyID != "", !c.ApplePrivateKey.Empty()); n != 0 && n != 3 {
+		add("BETTERKEY_APPLE_TEAM_ID, BETTERKEY_APPLE_KEY_ID and BETTERKEY_APPLE_PRIVATE_KEY go together")
+	}
+	for name, raw := range map[string]string{"BETTERKEY_APPLE_TOKEN_URL": c.AppleTokenURL, "BETTERKEY_APPLE_REVOKE_URL": c.AppleRevokeURL} {
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add("%s must be an absolute http(s) URL", name)
+		}
 	}
 	if c.SessionSigningKey.Len() < 32 {
 		add("BETTERKEY_SESSION_SIGNING_KEY is required: at least 32 random bytes in base64")
@@ -298,11 +334,15 @@ func (c Config) validateDeployed() []error {
 	if len(c.SmartcarWebhookSecrets) == 0 {
 		add("BETTERKEY_SMARTCAR_WEBHOOK_SECRETS is required outside development")
 	}
+	if c.AppleTeamID == "" || c.AppleKeyID == "" || c.ApplePrivateKey.Empty() {
+		add("BETTERKEY_APPLE_TEAM_ID, BETTERKEY_APPLE_KEY_ID and BETTERKEY_APPLE_PRIVATE_KEY are required outside development: account deletion must revoke Sign in with Apple (App Store guideline 5.1.1(v))")
+	}
 	if len(c.SmartcarWebhookSecrets) > 2 {
 		add("BETTERKEY_SMARTCAR_WEBHOOK_SECRETS takes at most two secrets (current, previous)")
 	}
 	for _, u := range []struct{ name, raw string }{
 		{"BETTERKEY_APPLE_JWKS_URL", c.AppleJWKSURL}, {"BETTERKEY_APPLE_TOKEN_URL", c.AppleTokenURL},
+		{"BETTERKEY_APPLE_REVOKE_URL", c.AppleRevokeURL},
 		{"BETTERKEY_SMARTCAR_CONNECT_URL", c.SmartcarConnectURL}, {"BETTERKEY_SMARTCAR_AUTH_URL", c.SmartcarAuthURL},
 		{"BETTERKEY_SMARTCAR_API_URL", c.SmartcarAPIURL}, {"BETTERKEY_VAULT_ADDR", c.VaultAddr},
 	} {
@@ -345,6 +385,11 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_APPLE_ISSUER", strings.Join(c.AppleIssuers, ","))
 	line("BETTERKEY_APPLE_JWKS_URL", c.AppleJWKSURL)
 	line("BETTERKEY_APPLE_AUDIENCES", strings.Join(c.AppleAudiences, ","))
+	line("BETTERKEY_APPLE_TOKEN_URL", c.AppleTokenURL)
+	line("BETTERKEY_APPLE_REVOKE_URL", c.AppleRevokeURL)
+	line("BETTERKEY_APPLE_TEAM_ID", c.AppleTeamID)
+	line("BETTERKEY_APPLE_KEY_ID", c.AppleKeyID)
+	line("BETTERKEY_APPLE_PRIVATE_KEY", c.ApplePrivateKey)
 	line("BETTERKEY_DEV_SKIP_APPLE_VERIFY", c.DevSkipAppleVerify)
 	line("BETTERKEY_SESSION_SIGNING_KEY", c.SessionSigningKey)
 	line("BETTERKEY_ADMIN_TOKENS", fmt.Sprintf("%d configured", len(c.AdminTokens)))
@@ -443,4 +488,15 @@ func (r *reader) integer(key string, def int) int {
 
 func (r *reader) fail(key, want string) {
 	r.err = errors.Join(r.err, fmt.Errorf("BETTERKEY_%s must be %s", key, want))
+}
+
+// countSet counts the true values, for settings that go together.
+func countSet(set ...bool) int {
+	n := 0
+	for _, b := range set {
+		if b {
+			n++
+		}
+	}
+	return n
 }

@@ -22,6 +22,9 @@ func production() map[string]string {
 		"BETTERKEY_DATABASE_URL":             "postgres://app:CANARY-PW@db.internal:5432/betterkey",
 		"BETTERKEY_APPLE_JWKS_URL":           "https://appleid.apple.com/auth/keys",
 		"BETTERKEY_APPLE_AUDIENCES":          "com.betterkey.app",
+		"BETTERKEY_APPLE_TEAM_ID":            "TEAM123456",
+		"BETTERKEY_APPLE_KEY_ID":             "KEY1234567",
+		"BETTERKEY_APPLE_PRIVATE_KEY":        "-----BEGIN PRIVATE KEY-----\nCANARY-APPLE-KEY\n-----END PRIVATE KEY-----",
 		"BETTERKEY_SESSION_SIGNING_KEY":      signingKey,
 		"BETTERKEY_TLS_CERT_FILE":            "/etc/tls/cert.pem",
 		"BETTERKEY_TLS_KEY_FILE":             "/etc/tls/key.pem",
@@ -73,6 +76,9 @@ func TestDeployedEnvironmentsRefuseShortcuts(t *testing.T) {
 		"http jwks":             {map[string]string{"BETTERKEY_APPLE_JWKS_URL": "http://appleid.apple.com/auth/keys"}, "https"},
 		"no signing key":        {map[string]string{"BETTERKEY_SESSION_SIGNING_KEY": ""}, "SESSION_SIGNING_KEY"},
 		"no audiences":          {map[string]string{"BETTERKEY_APPLE_AUDIENCES": ""}, "AUDIENCES"},
+		"no apple client key":   {map[string]string{"BETTERKEY_APPLE_PRIVATE_KEY": ""}, "APPLE_PRIVATE_KEY"},
+		"no apple team":         {map[string]string{"BETTERKEY_APPLE_TEAM_ID": "", "BETTERKEY_APPLE_KEY_ID": "", "BETTERKEY_APPLE_PRIVATE_KEY": ""}, "5.1.1(v)"},
+		"http apple revoke url": {map[string]string{"BETTERKEY_APPLE_REVOKE_URL": "http://appleid.apple.com/auth/revoke"}, "APPLE_REVOKE_URL"},
 		"short admin token":     {map[string]string{"BETTERKEY_ADMIN_TOKENS": "short"}, "ADMIN_TOKENS"},
 		"bad env":               {map[string]string{"BETTERKEY_ENV": "prod"}, "BETTERKEY_ENV"},
 		"bad duration":          {map[string]string{"BETTERKEY_ACCESS_TOKEN_TTL": "soon"}, "ACCESS_TOKEN_TTL"},
@@ -100,6 +106,22 @@ func TestDeployedEnvironmentsRefuseShortcuts(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAppleClientKeyGoesTogether: in development the Apple client key may be absent, but never
+// half there; the revoke endpoint follows the token endpoint unless set.
+func TestAppleClientKeyGoesTogether(t *testing.T) {
+	if _, err := load(map[string]string{"BETTERKEY_APPLE_TEAM_ID": "TEAM123456"}); err == nil || !strings.Contains(err.Error(), "go together") {
+		t.Fatalf("a team id alone: %v, want refused", err)
+	}
+	c, err := load(map[string]string{"BETTERKEY_APPLE_TOKEN_URL": "http://127.0.0.1:9/apple/auth/token"})
+	if err != nil || c.AppleRevokeURL != "http://127.0.0.1:9/apple/auth/revoke" {
+		t.Fatalf("revoke URL = %q, %v; want it beside the token URL", c.AppleRevokeURL, err)
+	}
+	c, err = load(production())
+	if err != nil || c.AppleTokenURL != "https://appleid.apple.com/auth/token" || c.AppleRevokeURL != "https://appleid.apple.com/auth/revoke" {
+		t.Fatalf("deployed Apple endpoints = %q, %q, %v; want Apple's", c.AppleTokenURL, c.AppleRevokeURL, err)
 	}
 }
 

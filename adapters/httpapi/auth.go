@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -68,6 +69,12 @@ func (a *api) signIn(c *gin.Context) {
 	if err != nil {
 		a.fail(c, err)
 		return
+	}
+	if t.AppleGrant == identity.AppleGrantNotStored {
+		// The sign-in stands; without the refresh token account deletion cannot revoke at Apple
+		// until a later sign-in brings a new code.
+		a.log.WarnContext(c.Request.Context(), "apple refresh token not kept", slog.String("request_id", requestID(c)),
+			slog.String("user_id", string(t.UserID)), slog.String("error", t.AppleGrantErr.Error()))
 	}
 	c.JSON(http.StatusOK, newSessionResponse(t))
 }

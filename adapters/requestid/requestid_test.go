@@ -19,7 +19,7 @@ func TestAdopt(t *testing.T) {
 			t.Errorf("Adopt(%q) = %q, want a fresh 32-hex id", bad, got)
 		}
 	}
-	if requestid.Adopt("") == requestid.Adopt("") {
+	if a, b := requestid.Adopt(""), requestid.Adopt(""); a == b {
 		t.Error("two fresh ids are equal")
 	}
 }

@@ -50,11 +50,13 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			fx.Annotate(postgres.NewConnectStates, fx.As(new(ports.ConnectStateStore))),
 			fx.Annotate(postgres.NewConnections, fx.As(new(ports.ConnectionStore))),
 			fx.Annotate(postgres.NewSealedSecrets, fx.As(new(ports.SealedSecretStore))),
+			fx.Annotate(postgres.NewAppleGrants, fx.As(new(ports.AppleGrantStore))),
 			newCipher,
 			newKeys,
 			newVehicleAPI,
 			newVehicleLink,
 			newAppleVerifier,
+			newAppleTokens,
 			newAccessTokens,
 			newIdentity,
 			newAccount,
@@ -115,22 +117,77 @@ func newAccessTokens(cfg config.Config) (ports.AccessTokens, error) {
 	return sessiontoken.New(sessiontoken.Config{SigningKey: cfg.SessionSigningKey, Issuer: "betterkey", Audience: "betterkey-app"})
 }
 
+// newAppleTokens builds the client of Apple's token and revoke endpoints. Without a configured
+// client key (development only) the built-in simulator's freshly generated key stands in, or,
+// with no simulator either, authorization codes are not redeemed at all.
+func newAppleTokens(cfg config.Config, log *slog.Logger, verifier ports.AppleVerifier, sims *Simulators) (AppleTokens, error) {
+	tc := apple.TokenConfig{TokenURL: cfg.AppleTokenURL, RevokeURL: cfg.AppleRevokeURL,
+		TeamID: cfg.AppleTeamID, KeyID: cfg.AppleKeyID, PrivateKey: cfg.ApplePrivateKey}
+	if tc.PrivateKey.Empty() {
+		if sims.Apple == nil {
+			log.Warn("no Apple client key (BETTERKEY_APPLE_TEAM_ID, _KEY_ID, _PRIVATE_KEY): authorization codes are not redeemed, so account deletion cannot revoke Sign in with Apple")
+			return AppleTokens{}, nil
+		}
+		tc.TeamID, tc.KeyID = "SIMTEAM001", "SIMKEY0001"
+		p8, err := sims.Apple.GenerateClientKey(tc.TeamID, tc.KeyID, cfg.AppleAudiences...)
+		if err != nil {
+			return AppleTokens{}, err
+		}
+		tc.PrivateKey = domain.NewSecret(string(p8))
+	}
+	// The code exchange verifies Apple's id_token with Apple's keys even when the development
+	// shortcut leaves identity tokens unverified.
+	keys, ok := verifier.(*apple.Verifier)
+	if !ok {
+		var err error
+		if keys, err = apple.NewFromConfig(appleConfig(cfg)); err != nil {
+			return AppleTokens{}, err
+		}
+	}
+	c, err := apple.NewTokenClient(tc, keys, nil)
+	if err != nil {
+		return AppleTokens{}, err
+	}
+	return AppleTokens{c}, nil
+}
+
+// AppleTokens holds the Apple token client, nil when codes are not redeemed. It is a struct so
+// that the graph can carry "none" without a nil interface standing in for a port.
+type AppleTokens struct{ ports.AppleTokens }
+
 type identityDeps struct {
 	fx.In
-	Users    ports.UserStore
-	Sessions ports.SessionStore
-	Nonces   ports.NonceStore
-	Apple    ports.AppleVerifier
-	Tokens   ports.AccessTokens
+	Users       ports.UserStore
+	Sessions    ports.SessionStore
+	Nonces      ports.NonceStore
+	Apple       ports.AppleVerifier
+	Tokens      ports.AccessTokens
+	AppleTokens AppleTokens
+	AppleGrants ports.AppleGrantStore
+	Cipher      ports.TokenCipher
 }
 
 func newIdentity(cfg config.Config, d identityDeps) *identity.Service {
-	return identity.New(identity.Deps{Users: d.Users, Sessions: d.Sessions, Nonces: d.Nonces, Apple: d.Apple, Tokens: d.Tokens},
+	return identity.New(identity.Deps{Users: d.Users, Sessions: d.Sessions, Nonces: d.Nonces, Apple: d.Apple, Tokens: d.Tokens,
+		AppleTokens: d.AppleTokens.AppleTokens, AppleGrants: d.AppleGrants, Cipher: d.Cipher},
 		identity.Config{Lifetimes: domain.SessionLifetimes{Access: cfg.AccessTokenTTL, Idle: cfg.SessionIdleTTL, Absolute: cfg.SessionAbsoluteTTL}})
 }
 
-func newAccount(users ports.UserStore, sessions ports.SessionStore, conns ports.ConnectionStore, cmds ports.CommandStore, link *vehiclelink.Service) *account.Service {
-	return account.New(account.Deps{Users: users, Sessions: sessions, Connections: conns, Commands: cmds, Vehicles: link})
+type accountDeps struct {
+	fx.In
+	Users       ports.UserStore
+	Sessions    ports.SessionStore
+	Connections ports.ConnectionStore
+	Commands    ports.CommandStore
+	Link        *vehiclelink.Service
+	AppleTokens AppleTokens
+	AppleGrants ports.AppleGrantStore
+	Cipher      ports.TokenCipher
+}
+
+func newAccount(d accountDeps) *account.Service {
+	return account.New(account.Deps{Users: d.Users, Sessions: d.Sessions, Connections: d.Connections, Commands: d.Commands,
+		Vehicles: d.Link, AppleTokens: d.AppleTokens.AppleTokens, AppleGrants: d.AppleGrants, Cipher: d.Cipher})
 }
 
 // Simulators are the built-in upstream simulators, present only in development with

@@ -29,7 +29,13 @@ import (
 	"github.com/betterkey/backend/app/vehiclelink"
 )
 
-const audience = "com.betterkey.app"
+// The apps' client ids, and the team and key of the Sign in with Apple client key.
+const (
+	audience      = "com.betterkey.app"
+	watchAudience = "com.betterkey.app.watchkitapp"
+	appleTeamID   = "TEAME2E001"
+	appleKeyID    = "KEYE2E0001"
+)
 
 // Canary secrets: recognisable values the log and response scans look for.
 const (
@@ -64,6 +70,8 @@ type infra struct {
 	dbURL      string
 	keyring    string
 	signingKey string
+	// appleKey is the team's Sign in with Apple client key (.p8), registered with the simulator.
+	appleKey string
 }
 
 // env is one running server with its simulators and the material the scans need.
@@ -103,6 +111,10 @@ func newInfra(t testing.TB, redirectURI string) *infra {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p8, err := sim.GenerateClientKey(appleTeamID, appleKeyID, audience, watchAudience)
+	if err != nil {
+		t.Fatal(err)
+	}
 	simSrv := httptest.NewServer(sim.Handler())
 	t.Cleanup(simSrv.Close)
 	t.Cleanup(sim.Close)
@@ -119,6 +131,7 @@ func newInfra(t testing.TB, redirectURI string) *infra {
 	return &infra{
 		apple: sim, appleURL: simSrv.URL, smartcar: sc, scURL: scSrv.URL, dbURL: pgtest.NewURL(t),
 		keyring: filepath.Join(t.TempDir(), "keyring.json"), signingKey: sessiontoken.GenerateKey().Reveal(),
+		appleKey: string(p8),
 	}
 }
 
@@ -161,7 +174,11 @@ func serverConfig(t testing.TB, in *infra, addr string, opts ...option) config.C
 		"BETTERKEY_SIMULATORS":             "false",
 		"BETTERKEY_KEYRING_FILE":           in.keyring,
 		"BETTERKEY_APPLE_JWKS_URL":         in.appleURL + "/auth/keys",
-		"BETTERKEY_APPLE_AUDIENCES":        audience + ",com.betterkey.app.watchkitapp",
+		"BETTERKEY_APPLE_AUDIENCES":        audience + "," + watchAudience,
+		"BETTERKEY_APPLE_TOKEN_URL":        in.appleURL + "/auth/token",
+		"BETTERKEY_APPLE_TEAM_ID":          appleTeamID,
+		"BETTERKEY_APPLE_KEY_ID":           appleKeyID,
+		"BETTERKEY_APPLE_PRIVATE_KEY":      in.appleKey,
 		"BETTERKEY_SESSION_SIGNING_KEY":    in.signingKey,
 		"BETTERKEY_ADMIN_TOKENS":           canaryAdminToken,
 		"BETTERKEY_SMARTCAR_CONNECT_URL":   in.scURL,

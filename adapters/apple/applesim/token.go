@@ -63,6 +63,18 @@ func (s *Simulator) HasActiveGrant(sub, clientID string) bool {
 	return false
 }
 
+// RefreshTokens returns every refresh token the simulator has issued, revoked ones included, so
+// tests can scan logs, responses and database dumps for them.
+func (s *Simulator) RefreshTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.grants))
+	for rt := range s.grants {
+		out = append(out, rt)
+	}
+	return out
+}
+
 // tokenResponse is Apple's TokenResponse.
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
