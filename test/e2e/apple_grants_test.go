@@ -25,6 +25,12 @@ func (e *env) signInWithCode(sub, clientID, code, install, device string) respon
 	}, "")
 }
 
+// appleKeyLines are the base64 lines of the team's .p8 key, secrets no log line may carry.
+func (e *env) appleKeyLines() []string {
+	lines := strings.Split(strings.TrimSpace(e.infra.appleKey), "\n")
+	return lines[1 : len(lines)-1]
+}
+
 // appleGrantRows counts the sealed Apple refresh tokens of user.
 func (e *env) appleGrantRows(user string) int {
 	e.t.Helper()

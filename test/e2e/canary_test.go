@@ -22,10 +22,19 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 
 	n := e.nonce()
 	idToken := e.mint(sub, n, nil)
-	r := e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": idToken, "nonce": n, "install_id": "i", "device": "phone", "authorization_code": "CANARY-AUTH-CODE"}, "")
+	code := e.apple.IssueAuthorizationCode(sub, audience)
+	r := e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": idToken, "nonce": n, "install_id": "i", "device": "phone", "authorization_code": code}, "")
 	e.expect(r, http.StatusOK, "")
 	access, refresh := r.str("access_token"), r.str("refresh_token")
-	secrets = append(secrets, n, idToken, access, refresh, "CANARY-AUTH-CODE")
+	secrets = append(secrets, n, idToken, access, refresh, code)
+	secrets = append(secrets, e.appleKeyLines()...)
+	secrets = append(secrets, e.apple.RefreshTokens()...)
+
+	// A refused authorization code.
+	n2 := e.nonce()
+	e.expect(e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": e.mint(sub, n2, nil), "nonce": n2, "install_id": "i",
+		"device": "phone", "authorization_code": "CANARY-AUTH-CODE"}, ""), http.StatusUnauthorized, "INVALID_AUTHORIZATION_CODE")
+	secrets = append(secrets, "CANARY-AUTH-CODE")
 
 	// Failures with secrets in them: replayed token and nonce, bad refresh, bad bearer, bad admin token.
 	e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": idToken, "nonce": n, "install_id": "i", "device": "phone"}, "")
