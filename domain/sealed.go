@@ -54,17 +54,22 @@ func (b SecretBinding) Validate() error {
 // 4-byte big-endian length, so no two different bindings encode alike. It is frozen: stored
 // secrets depend on it byte for byte.
 func (b SecretBinding) Canonical() []byte {
-	fields := [...]string{bindingLabel, b.Purpose, string(b.UserID), b.ConnectionID}
-	n := 0
-	for _, f := range fields {
-		n += 4 + len(f)
+	return b.AppendCanonical(make([]byte, 0, b.CanonicalLen()))
+}
+
+// CanonicalLen is the length of Canonical, so a caller can size a buffer for AppendCanonical.
+func (b SecretBinding) CanonicalLen() int {
+	return 4*4 + len(bindingLabel) + len(b.Purpose) + len(b.UserID) + len(b.ConnectionID)
+}
+
+// AppendCanonical appends Canonical to dst, for ciphers that keep the encoding in a buffer of
+// their own instead of allocating one per call.
+func (b SecretBinding) AppendCanonical(dst []byte) []byte {
+	for _, f := range [...]string{bindingLabel, b.Purpose, string(b.UserID), b.ConnectionID} {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(f)))
+		dst = append(dst, f...)
 	}
-	out := make([]byte, 0, n)
-	for _, f := range fields {
-		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
-		out = append(out, f...)
-	}
-	return out
+	return dst
 }
 
 // SealedSecret is a secret encrypted at rest: "<scheme>:v<version>:<payload>", the scheme naming

@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,16 +58,16 @@ func (k *Keyring) Seal(_ context.Context, b domain.SecretBinding, plaintext doma
 	v := k.state.latest()
 	aead := k.state.aeads[v-1]
 	k.mu.RUnlock()
-	return seal(aead, v, b, []byte(plaintext.Reveal()))
+	return seal(aead, v, b, plaintext.Reveal())
 }
 
 // Open implements ports.TokenCipher.
 func (k *Keyring) Open(_ context.Context, b domain.SecretBinding, s domain.SealedSecret) (domain.Secret, error) {
-	pt, err := k.open(b, s)
-	if err != nil {
+	var out domain.Secret
+	if err := k.open(b, s, func(pt []byte) { out = domain.NewSecret(string(pt)) }); err != nil {
 		return domain.Secret{}, fmt.Errorf("open secret: %w", err)
 	}
-	return domain.NewSecret(string(pt)), nil
+	return out, nil
 }
 
 // Rewrap implements ports.TokenCipher; the plaintext stays inside this call.
@@ -76,17 +77,16 @@ func (k *Keyring) Rewrap(ctx context.Context, items []ports.RewrapItem) ([]ports
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("rewrap secrets: %w", err)
 		}
-		pt, err := k.open(it.Binding, it.Sealed)
-		if err != nil {
-			out[i].Err = fmt.Errorf("rewrap secret %d: %w", i, err)
-			continue
-		}
 		k.mu.RLock()
 		v := k.state.latest()
 		aead := k.state.aeads[v-1]
 		k.mu.RUnlock()
-		out[i].Sealed, out[i].Err = seal(aead, v, it.Binding, pt)
-		clear(pt)
+		err := k.open(it.Binding, it.Sealed, func(pt []byte) {
+			out[i].Sealed, out[i].Err = seal(aead, v, it.Binding, pt)
+		})
+		if err != nil {
+			out[i].Err = fmt.Errorf("rewrap secret %d: %w", i, err)
+		}
 	}
 	return out, nil
 }
@@ -94,14 +94,15 @@ func (k *Keyring) Rewrap(ctx context.Context, items []ports.RewrapItem) ([]ports
 // Canary runs the startup self-test (round trip plus a wrong binding that must fail).
 func (k *Keyring) Canary(ctx context.Context) error { return cipherprobe.Canary(ctx, k) }
 
-// open authenticates and decrypts s for b; every failure wraps domain.ErrSealedSecretInvalid
-// except an invalid binding.
-func (k *Keyring) open(b domain.SecretBinding, s domain.SealedSecret) ([]byte, error) {
+// open authenticates and decrypts s for b and hands the plaintext to use, which must not keep it:
+// the buffer is wiped when use returns. Every failure wraps domain.ErrSealedSecretInvalid except
+// an invalid binding.
+func (k *Keyring) open(b domain.SecretBinding, s domain.SealedSecret, use func(pt []byte)) error {
 	if err := b.Validate(); err != nil {
-		return nil, err
+		return err
 	}
 	if s.Scheme() != Scheme {
-		return nil, fmt.Errorf("not sealed by the local keyring: %w", domain.ErrSealedSecretInvalid)
+		return fmt.Errorf("not sealed by the local keyring: %w", domain.ErrSealedSecretInvalid)
 	}
 	v := s.KeyVersion()
 	k.mu.RLock()
@@ -113,37 +114,106 @@ func (k *Keyring) open(b domain.SecretBinding, s domain.SealedSecret) ([]byte, e
 	k.mu.RUnlock()
 	switch {
 	case aead == nil:
-		return nil, fmt.Errorf("unknown key version %d: %w", v, domain.ErrSealedSecretInvalid)
+		return fmt.Errorf("unknown key version %d: %w", v, domain.ErrSealedSecretInvalid)
 	case v < minDec:
-		return nil, fmt.Errorf("key version %d is retired: %w", v, domain.ErrSealedSecretInvalid)
+		return fmt.Errorf("key version %d is retired: %w", v, domain.ErrSealedSecretInvalid)
 	}
+	// The payload follows the second colon ("local:v<N>:"); ParseSealed allows no other.
 	text := s.Ciphertext()
-	b64 := text[strings.LastIndexByte(text, ':')+1:]
-	raw := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
-	n, err := base64.StdEncoding.Decode(raw, []byte(b64))
-	if err != nil || n <= nonceSize+tagSize {
-		return nil, fmt.Errorf("malformed payload: %w", domain.ErrSealedSecretInvalid)
+	b64 := text[len(Scheme)+1:]
+	b64 = b64[strings.IndexByte(b64, ':')+1:]
+	maxRaw := base64.StdEncoding.DecodedLen(len(b64))
+	buf := getBuf(maxRaw + b.CanonicalLen())
+	defer putBuf(buf)
+	n, ok := decodeBase64(*buf, b64)
+	if !ok || n <= nonceSize+tagSize {
+		return fmt.Errorf("malformed payload: %w", domain.ErrSealedSecretInvalid)
 	}
-	// Decrypt in place: the plaintext overwrites the ciphertext in raw.
-	pt, err := aead.Open(raw[nonceSize:nonceSize], raw[:nonceSize], raw[nonceSize:n], b.Canonical())
+	raw, ad := (*buf)[:n], b.AppendCanonical((*buf)[maxRaw:maxRaw])
+	// Decrypt in place: the plaintext overwrites the ciphertext in the pooled buffer, which putBuf
+	// wipes once use has taken what it needs.
+	pt, err := aead.Open(raw[nonceSize:nonceSize], raw[:nonceSize], raw[nonceSize:], ad)
 	if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", domain.ErrSealedSecretInvalid)
+		return fmt.Errorf("authenticate: %w", domain.ErrSealedSecretInvalid)
 	}
-	return pt, nil
+	use(pt)
+	return nil
 }
 
-// seal encrypts pt under version v with a fresh random nonce and b as associated data.
-func seal(aead cipher.AEAD, v int, b domain.SecretBinding, pt []byte) (domain.SealedSecret, error) {
-	buf := make([]byte, nonceSize, nonceSize+len(pt)+tagSize)
-	_, _ = rand.Read(buf) // crypto/rand.Read never fails since Go 1.24
-	buf = aead.Seal(buf, buf, pt, b.Canonical())
-	prefix := Scheme + ":v" + strconv.Itoa(v) + ":"
-	text := make([]byte, len(prefix)+base64.StdEncoding.EncodedLen(len(buf)))
-	copy(text, prefix)
-	base64.StdEncoding.Encode(text[len(prefix):], buf)
-	s, err := domain.ParseSealed(string(text))
+// seal encrypts pt under version v with a fresh random nonce and b as associated data. It copies
+// pt straight into a pooled buffer and encrypts it there, so the plaintext is never copied again
+// and the text form is the only allocation that outlives the call.
+func seal[T string | []byte](aead cipher.AEAD, v int, b domain.SecretBinding, pt T) (domain.SealedSecret, error) {
+	sealedLen := nonceSize + len(pt) + tagSize
+	buf := getBuf(sealedLen + b.CanonicalLen())
+	defer putBuf(buf)
+	raw, ad := *buf, b.AppendCanonical((*buf)[sealedLen:sealedLen])
+	_, _ = rand.Read(raw[:nonceSize]) // crypto/rand.Read never fails since Go 1.24
+	copy(raw[nonceSize:], pt)
+	raw = raw[:nonceSize+len(aead.Seal(raw[nonceSize:nonceSize], raw[:nonceSize], raw[nonceSize:nonceSize+len(pt)], ad))]
+
+	var text strings.Builder
+	var num [20]byte
+	version := strconv.AppendInt(num[:0], int64(v), 10)
+	text.Grow(len(Scheme) + 2 + len(version) + 1 + base64.StdEncoding.EncodedLen(len(raw)))
+	text.WriteString(Scheme)
+	text.WriteString(":v")
+	text.Write(version)
+	text.WriteByte(':')
+	encodeBase64(&text, raw)
+	s, err := domain.ParseSealed(text.String())
 	if err != nil {
 		return domain.SealedSecret{}, fmt.Errorf("seal secret: %w", err)
 	}
 	return s, nil
+}
+
+// bufs holds the scratch buffers of seal and open. They carry plaintext for a moment, so putBuf
+// wipes them before they go back.
+var bufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// getBuf returns a pooled buffer of length n.
+func getBuf(n int) *[]byte {
+	b := bufs.Get().(*[]byte)
+	*b = slices.Grow((*b)[:0], n)[:n]
+	return b
+}
+
+func putBuf(b *[]byte) {
+	clear(*b)
+	bufs.Put(b)
+}
+
+// base64Chunk is a multiple of 4 text bytes (3 raw bytes each), so chunks never split a quantum
+// and padding can only appear in the last one.
+const base64Chunk = 512
+
+// encodeBase64 appends the standard base64 of raw to w through a stack buffer, without a
+// temporary copy of the whole text.
+func encodeBase64(w *strings.Builder, raw []byte) {
+	var chunk [base64Chunk]byte
+	const rawChunk = base64Chunk / 4 * 3
+	for len(raw) > 0 {
+		n := min(len(raw), rawChunk)
+		base64.StdEncoding.Encode(chunk[:], raw[:n])
+		w.Write(chunk[:base64.StdEncoding.EncodedLen(n)])
+		raw = raw[n:]
+	}
+}
+
+// decodeBase64 decodes the standard base64 text into dst (at least DecodedLen(len(text)) long)
+// through a stack buffer, so the text is not first converted to a byte slice.
+func decodeBase64(dst []byte, text string) (int, bool) {
+	var chunk [base64Chunk]byte
+	n := 0
+	for len(text) > 0 {
+		m := copy(chunk[:], text)
+		d, err := base64.StdEncoding.Decode(dst[n:], chunk[:m])
+		if err != nil {
+			return 0, false
+		}
+		n += d
+		text = text[m:]
+	}
+	return n, true
 }
