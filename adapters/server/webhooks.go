@@ -63,7 +63,6 @@ type webhookDeps struct {
 	Sessions      ports.SessionStore
 	Accounts      *account.Service
 	Commands      ports.CommandSettler
-	AppleGrants   ports.AppleGrantStore
 	// Config tunes the worker; the graph supplies none, so the defaults hold, and tests supply
 	// one to make retries quick.
 	Config webhook.Config `optional:"true"`
@@ -71,8 +70,7 @@ type webhookDeps struct {
 
 func newWebhooks(d webhookDeps) *webhook.Service {
 	return webhook.New(webhook.Deps{Inbox: d.Inbox, VehicleEvents: d.Events, Notifications: d.Notifications,
-		Connections: d.Connections, Users: d.Users, Sessions: d.Sessions, Accounts: d.Accounts, Commands: d.Commands,
-		AppleGrants: d.AppleGrants}, d.Config)
+		Connections: d.Connections, Users: d.Users, Sessions: d.Sessions, Accounts: d.Accounts, Commands: d.Commands}, d.Config)
 }
 
 // newCommandSettler is the command store in its settling role, on the same database.

@@ -71,6 +71,23 @@ func retryable(err error) bool {
 // (already revoked, another client's) or one that no longer opens cannot be revoked by anyone,
 // so keeping it would only block the erasure.
 func (s *Service) revokeAppleGrants(ctx context.Context, user domain.UserID, force bool) error {
+	return s.dropAppleGrants(ctx, user, func(g domain.AppleGrant) error {
+		if err := s.revokeAppleGrant(ctx, g); err != nil && !force {
+			return fmt.Errorf("revoke apple grant: %w", errors.Join(domain.ErrUnavailable, err))
+		}
+		return nil
+	})
+}
+
+// ForgetAppleGrants deletes the account's Apple refresh tokens without calling Apple, for when
+// the user revoked consent: Apple has invalidated them, and a token that cannot be used is not
+// kept (TN3194).
+func (s *Service) ForgetAppleGrants(ctx context.Context, user domain.UserID) error {
+	return s.dropAppleGrants(ctx, user, func(domain.AppleGrant) error { return nil })
+}
+
+// dropAppleGrants deletes each of the user's grants that before lets go.
+func (s *Service) dropAppleGrants(ctx context.Context, user domain.UserID, before func(domain.AppleGrant) error) error {
 	if s.d.AppleGrants == nil {
 		return nil
 	}
@@ -79,8 +96,8 @@ func (s *Service) revokeAppleGrants(ctx context.Context, user domain.UserID, for
 		return fmt.Errorf("list apple grants: %w", err)
 	}
 	for _, g := range grants {
-		if err := s.revokeAppleGrant(ctx, g); err != nil && !force {
-			return fmt.Errorf("revoke apple grant: %w", errors.Join(domain.ErrUnavailable, err))
+		if err := before(g); err != nil {
+			return err
 		}
 		if _, err := s.d.AppleGrants.DeleteAppleGrant(ctx, g); err != nil {
 			return fmt.Errorf("delete apple grant: %w", err)

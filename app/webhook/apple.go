@@ -73,8 +73,8 @@ func (s *Service) processApple(ctx context.Context, e domain.InboxEvent) (Outcom
 		if _, err := s.d.Sessions.RevokeAllForUser(ctx, u.ID, s.now(), domain.RevokeAppleConsent); err != nil {
 			return "", fmt.Errorf("revoke sessions: %w", err)
 		}
-		if err := s.forgetAppleGrants(ctx, u.ID); err != nil {
-			return "", err
+		if err := s.d.Accounts.ForgetAppleGrants(ctx, u.ID); err != nil {
+			return "", fmt.Errorf("forget apple grants: %w", err)
 		}
 		return OutcomeSessionsRevoked, nil
 	}
@@ -83,22 +83,4 @@ func (s *Service) processApple(ctx context.Context, e domain.InboxEvent) (Outcom
 		return "", fmt.Errorf("delete account: %w", err)
 	}
 	return OutcomeAccountDeleted, nil
-}
-
-// forgetAppleGrants deletes the user's Apple refresh tokens once the user has revoked consent:
-// Apple has invalidated them, and a token that cannot be used is not kept (TN3194).
-func (s *Service) forgetAppleGrants(ctx context.Context, user domain.UserID) error {
-	if s.d.AppleGrants == nil {
-		return nil
-	}
-	grants, err := s.d.AppleGrants.AppleGrants(ctx, user)
-	if err != nil {
-		return fmt.Errorf("list apple grants: %w", err)
-	}
-	for _, g := range grants {
-		if _, err := s.d.AppleGrants.DeleteAppleGrant(ctx, g); err != nil {
-			return fmt.Errorf("delete apple grant: %w", err)
-		}
-	}
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/betterkey/backend/adapters/memory"
+	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
 )
@@ -156,7 +157,10 @@ func TestAccountDeletionResumesAndFinallyForgoesSmartcar(t *testing.T) {
 func TestConsentRevokedForgetsAppleGrants(t *testing.T) {
 	h := newHarness(t, webhook.Config{})
 	grants := memory.NewAppleGrants(memory.NewSealedSecrets(), h.users)
-	h.rebuild(func(d *webhook.Deps) { d.AppleGrants = grants })
+	h.rebuild(func(d *webhook.Deps) {
+		d.Accounts = account.New(account.Deps{Users: h.users, Sessions: h.sessions, Connections: h.conns, Vehicles: h.unlink,
+			AppleGrants: grants}).WithClock(h.clock.Now)
+	})
 	l := h.link(t, "sub-1", "sc-user-1", "sc-car-1")
 	other := h.link(t, "sub-2", "sc-user-2", "sc-car-2")
 	for _, u := range []domain.UserID{l.user.ID, other.user.ID} {

@@ -68,9 +68,11 @@ func (c Config) withDefaults() Config {
 }
 
 // AccountDeleter erases an account, idempotently, revoking its sessions first; with force it
-// goes ahead without telling Smartcar about vehicles it cannot reach. The account service is one.
+// goes ahead without telling Apple or Smartcar what it cannot reach. ForgetAppleGrants drops the
+// account's Apple refresh tokens after the user revoked consent. The account service is one.
 type AccountDeleter interface {
 	Delete(ctx context.Context, user domain.UserID, force bool) error
+	ForgetAppleGrants(ctx context.Context, user domain.UserID) error
 }
 
 // Deps are the ports the webhook use cases need.
@@ -82,8 +84,6 @@ type Deps struct {
 	Users         ports.UserStore
 	Sessions      ports.SessionStore
 	Accounts      AccountDeleter
-	// AppleGrants loses the Apple refresh tokens whose consent the user revoked; nil keeps them.
-	AppleGrants ports.AppleGrantStore
 	// Commands settles unknown lock and unlock commands from reported lock states; nil leaves
 	// them unknown.
 	Commands ports.CommandSettler
