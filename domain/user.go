@@ -78,3 +78,13 @@ func (g AppleGrant) Validate() error {
 	}
 	return nil
 }
+
+// ErasureForce says which upstreams an account erasure may go ahead without, after its caller
+// has tried long enough: erasure must not wait on an upstream forever, but each upstream gets
+// the patience its duty deserves.
+type ErasureForce struct {
+	// Vehicles deletes vehicle connections that Smartcar could not be told about.
+	Vehicles bool
+	// Apple deletes Sign in with Apple grants that Apple could not revoke.
+	Apple bool
+}

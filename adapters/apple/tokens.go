@@ -249,11 +249,11 @@ func (c *TokenClient) Revoke(ctx context.Context, clientID string, refreshToken 
 	if code := oauthErrorCode(body); code != "" {
 		e.Type, e.Code = "oauth", code
 	}
-	// invalid_grant (issued to another client, or unknown) and invalid_request (which Apple also
-	// answers when the user revoked in Settings) can never succeed with this token, so account
-	// deletion should go on without it. Everything else is Apple failing or our credentials
-	// being wrong, which an operator can fix before a retry.
-	if status/100 == 4 && (e.Code == "invalid_grant" || e.Code == "invalid_request") {
+	// invalid_grant (the token was issued to another client) can never succeed with this token,
+	// so account deletion goes on without it. Apple answers 200 for a token it already
+	// invalidated, so anything else, invalid_request included, is Apple failing or our request
+	// or credentials being wrong, which an operator can fix before a retry.
+	if status/100 == 4 && e.Code == "invalid_grant" {
 		e.Transient = false
 	}
 	return e

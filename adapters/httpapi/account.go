@@ -7,16 +7,17 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/betterkey/backend/app/account"
+	"github.com/betterkey/backend/domain"
 )
 
 // deleteAccount is DELETE /v1/me. The caller's sessions end at once and the request is stored;
-// 204 when the account is gone, 202 when an upstream (Smartcar) failed midway and the inbox
+// 204 when the account is gone, 202 when an upstream (Apple, Smartcar) failed midway and the inbox
 // worker finishes the deletion, with retries, on its own. Without the webhook service the
 // deletion is only tried in the request, and a failure is an error the app may retry.
 func (a *api) deleteAccount(c *gin.Context) {
 	user := principal(c).UserID
 	if a.Webhooks == nil {
-		if err := a.Account.Delete(c.Request.Context(), user, false); err != nil {
+		if err := a.Account.Delete(c.Request.Context(), user, domain.ErasureForce{}); err != nil {
 			a.fail(c, err)
 			return
 		}

@@ -52,7 +52,7 @@ func (s *AppleGrants) PutAppleGrant(ctx context.Context, g domain.AppleGrant) er
 func (s *AppleGrants) AppleGrants(_ context.Context, user domain.UserID) ([]domain.AppleGrant, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []domain.AppleGrant
+	out := []domain.AppleGrant{}
 	for b, at := range s.created {
 		if b.UserID != user {
 			continue

@@ -183,11 +183,27 @@ type accountDeps struct {
 	AppleTokens AppleTokens
 	AppleGrants ports.AppleGrantStore
 	Cipher      ports.TokenCipher
+	Log         *slog.Logger
+	Registry    *prometheus.Registry
 }
 
-func newAccount(d accountDeps) *account.Service {
+// newAccount wires the account service; every Apple grant it deletes without revoking it at
+// Apple is logged and counted, since that leaves the user's authorization alive at Apple.
+func newAccount(d accountDeps) (*account.Service, error) {
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "betterkey", Subsystem: "account", Name: "apple_grants_dropped_total",
+		Help: "Sign in with Apple grants deleted with the account without a revocation at Apple, by reason.",
+	}, []string{"reason"})
+	if err := d.Registry.Register(dropped); err != nil {
+		return nil, err
+	}
 	return account.New(account.Deps{Users: d.Users, Sessions: d.Sessions, Connections: d.Connections, Commands: d.Commands,
-		Vehicles: d.Link, AppleTokens: d.AppleTokens.AppleTokens, AppleGrants: d.AppleGrants, Cipher: d.Cipher})
+		Vehicles: d.Link, AppleTokens: d.AppleTokens.AppleTokens, AppleGrants: d.AppleGrants, Cipher: d.Cipher,
+		AppleGrantDropped: func(user domain.UserID, clientID, reason string, err error) {
+			dropped.WithLabelValues(reason).Inc()
+			d.Log.Error("apple grant deleted without revocation", slog.String("user_id", string(user)),
+				slog.String("client_id", clientID), slog.String("reason", reason), slog.String("error", err.Error()))
+		}}), nil
 }
 
 // Simulators are the built-in upstream simulators, present only in development with

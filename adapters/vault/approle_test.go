@@ -134,6 +134,9 @@ func TestVaultAppRoleRevokedToken(t *testing.T) {
 	}
 
 	for round := range 2 {
+		// Logins are at least minRelogin (1 s) apart, so a storm of refusals cannot become a
+		// storm of logins; let the previous login age past that.
+		time.Sleep(1100 * time.Millisecond)
 		if err := admin.Sys().RevokePrefixWithContext(ctx, "auth/approle/login"); err != nil {
 			t.Fatalf("revoke approle tokens: %v", err)
 		}

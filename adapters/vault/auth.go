@@ -127,18 +127,22 @@ func invalidToken(err error) bool {
 }
 
 // relogin replaces stale, the token a request found invalid, and reports whether the request
-// should be retried. Requests that saw the same token share one login; after a failed login none
-// is tried again for minRelogin, so a Vault auth outage does not turn every request into a login.
+// should be retried. Requests that saw the same token share one login, and no login follows
+// another within minRelogin, failed or not: a Vault auth outage, or a fresh token Vault refuses
+// again (replication lag, a role with a tiny TTL), must not turn every request into a login,
+// each of which mints a token and may use up a secret id's uses.
 func (c *Cipher) relogin(ctx context.Context, stale string) bool {
 	c.logins.mu.Lock()
 	defer c.logins.mu.Unlock()
 	if c.client.Token() != stale {
 		return true // another request, or keepToken, has logged in already
 	}
-	if time.Since(c.logins.lastFailed) < minRelogin {
+	if time.Since(c.logins.lastFailed) < minRelogin || time.Since(c.logins.lastOK) < minRelogin {
 		return false
 	}
-	auth, err := c.login(ctx)
+	// The login is shared, so the caller's cancellation must not fail it for everyone; login
+	// bounds it with the configured timeout.
+	auth, err := c.login(context.WithoutCancel(ctx))
 	if err != nil {
 		c.log.Warn("vault refused the token and the approle login failed", "err", err)
 		return false

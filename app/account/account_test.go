@@ -53,6 +53,7 @@ type harness struct {
 	grants   *memory.AppleGrants
 	cipher   *memory.Cipher
 	apple    *fakeRevoker
+	dropped  []string // client id and reason of every grant deleted without a revocation
 }
 
 func newHarness() *harness {
@@ -62,15 +63,20 @@ func newHarness() *harness {
 	h.commands = memory.NewCommands(h.conns)
 	h.unlink = &fakeDisconnector{conns: h.conns}
 	h.svc = account.New(account.Deps{Users: h.users, Sessions: h.sessions, Connections: h.conns, Commands: h.commands,
-		Vehicles: h.unlink, AppleGrants: h.grants, Cipher: h.cipher, AppleTokens: h.apple}).WithClock(func() time.Time { return start })
+		Vehicles: h.unlink, AppleGrants: h.grants, Cipher: h.cipher, AppleTokens: h.apple,
+		AppleGrantDropped: func(_ domain.UserID, clientID, reason string, _ error) {
+			h.dropped = append(h.dropped, clientID+" "+reason)
+		}}).WithClock(func() time.Time { return start })
 	return h
 }
 
-// fakeRevoker records the Apple refresh tokens revoked, or fails with err.
+// fakeRevoker records the Apple refresh tokens revoked, or fails with err; onRevoke, if set,
+// runs before each revocation (a sign-in racing the deletion).
 type fakeRevoker struct {
-	mu      sync.Mutex
-	err     error
-	revoked []string
+	mu       sync.Mutex
+	err      error
+	revoked  []string
+	onRevoke func()
 }
 
 func (f *fakeRevoker) Exchange(context.Context, string, domain.Secret) (ports.AppleGrant, error) {
@@ -78,6 +84,9 @@ func (f *fakeRevoker) Exchange(context.Context, string, domain.Secret) (ports.Ap
 }
 
 func (f *fakeRevoker) Revoke(_ context.Context, clientID string, token domain.Secret) error {
+	if f.onRevoke != nil {
+		f.onRevoke()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -169,7 +178,7 @@ func TestDeleteErasesTheAccountOnly(t *testing.T) {
 	h := newHarness()
 	o := h.owner(t, "sub-1", 2)
 	other := h.owner(t, "sub-2", 1)
-	if err := h.svc.Delete(t.Context(), o.user.ID, false); err != nil {
+	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{}); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	h.assertGone(t, o)
@@ -189,7 +198,7 @@ func TestDeleteErasesTheAccountOnly(t *testing.T) {
 		t.Error("the other user's session was revoked")
 	}
 	// A repeated request (the app retrying after a lost answer) finds nothing left to do.
-	if err := h.svc.Delete(t.Context(), o.user.ID, false); err != nil {
+	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{}); err != nil {
 		t.Fatalf("second Delete: %v", err)
 	}
 }
@@ -198,7 +207,7 @@ func TestDeleteResumesAfterATemporaryFailure(t *testing.T) {
 	h := newHarness()
 	o := h.owner(t, "sub-1", 2)
 	h.unlink.err = &domain.UpstreamError{Err: domain.ErrUpstreamUnavailable, Op: "disconnect", Status: 500, Transient: true}
-	err := h.svc.Delete(t.Context(), o.user.ID, false)
+	err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{})
 	if e := domain.AsError(err); e == nil || e.Code != "UNAVAILABLE" || !errors.Is(err, domain.ErrUpstreamUnavailable) {
 		t.Fatalf("Delete with Smartcar down = %v, want UNAVAILABLE wrapping the upstream error", err)
 	}
@@ -213,7 +222,7 @@ func TestDeleteResumesAfterATemporaryFailure(t *testing.T) {
 		t.Errorf("%d vehicles after a failed deletion, want 2", len(vs))
 	}
 	h.unlink.err = nil
-	if err := h.svc.Delete(t.Context(), o.user.ID, false); err != nil {
+	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{}); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	h.assertGone(t, o)
@@ -223,7 +232,7 @@ func TestDeletePermanentFailure(t *testing.T) {
 	h := newHarness()
 	o := h.owner(t, "sub-1", 1)
 	h.unlink.err = &domain.UpstreamError{Err: domain.ErrUpstreamRejected, Op: "disconnect", Status: 400}
-	err := h.svc.Delete(t.Context(), o.user.ID, false)
+	err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{})
 	if err == nil || domain.KindOf(err) != domain.KindInternal {
 		t.Fatalf("Delete with Smartcar refusing = %v, want an internal error (a retry would not help)", err)
 	}
@@ -231,7 +240,7 @@ func TestDeletePermanentFailure(t *testing.T) {
 		t.Fatalf("user after a failed deletion: %v", err)
 	}
 	// A caller that has tried long enough forces the erasure without Smartcar.
-	if err := h.svc.Delete(t.Context(), o.user.ID, true); err != nil {
+	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{Vehicles: true, Apple: true}); err != nil {
 		t.Fatalf("forced Delete: %v", err)
 	}
 	h.assertGone(t, o)
@@ -284,7 +293,7 @@ func TestExport(t *testing.T) {
 		t.Errorf("commands (-got +want):\n%s", diff)
 	}
 
-	if err := h.svc.Delete(t.Context(), o.user.ID, false); err != nil {
+	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.svc.Export(t.Context(), o.user.ID); !errors.Is(err, domain.ErrNotFound) {
@@ -301,7 +310,7 @@ func TestDeleteRevokesAppleGrants(t *testing.T) {
 	h.appleGrant(t, o.user.ID, "com.betterkey.app", "rt-phone")
 	h.appleGrant(t, o.user.ID, "com.betterkey.app.watchkitapp", "rt-watch")
 	h.appleGrant(t, other.user.ID, "com.betterkey.app", "rt-bob")
-	if err := h.svc.Delete(t.Context(), o.user.ID, false); err != nil {
+	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{}); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	if diff := cmp.Diff([]string{"com.betterkey.app rt-phone", "com.betterkey.app.watchkitapp rt-watch"}, h.apple.revoked); diff != "" {
@@ -323,7 +332,7 @@ func TestDeleteAppleFailures(t *testing.T) {
 	o := h.owner(t, "alice", 1)
 	h.appleGrant(t, o.user.ID, "com.betterkey.app", "rt-phone")
 	h.apple.err = &domain.UpstreamError{Err: domain.ErrUnavailable, Op: "revoke apple token", Status: 503, Transient: true}
-	err := h.svc.Delete(t.Context(), o.user.ID, false)
+	err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{})
 	if domain.KindOf(err) != domain.KindUnavailable {
 		t.Fatalf("Delete with Apple down = %v, want unavailable", err)
 	}
@@ -337,7 +346,7 @@ func TestDeleteAppleFailures(t *testing.T) {
 		t.Fatalf("vehicles were disconnected before Apple was done: %d calls", h.unlink.calls)
 	}
 	h.apple.err = nil
-	if err := h.svc.Delete(t.Context(), o.user.ID, false); err != nil {
+	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{}); err != nil {
 		t.Fatalf("Delete retried: %v", err)
 	}
 	if len(h.apple.revoked) != 1 {
@@ -345,18 +354,19 @@ func TestDeleteAppleFailures(t *testing.T) {
 	}
 
 	for name, tc := range map[string]struct {
-		err   error
-		force bool
+		err    error
+		force  bool
+		reason string
 	}{
-		"refused for good": {&domain.UpstreamError{Err: domain.ErrUnavailable, Op: "revoke apple token", Status: 400, Code: "invalid_grant"}, false},
-		"forced":           {&domain.UpstreamError{Err: domain.ErrUnavailable, Op: "revoke apple token", Status: 503, Transient: true}, true},
+		"refused for good": {&domain.UpstreamError{Err: domain.ErrUnavailable, Op: "revoke apple token", Status: 400, Code: "invalid_grant"}, false, "revoke_refused"},
+		"forced":           {&domain.UpstreamError{Err: domain.ErrUnavailable, Op: "revoke apple token", Status: 503, Transient: true}, true, "forced"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness()
 			o := h.owner(t, "carol", 0)
 			h.appleGrant(t, o.user.ID, "com.betterkey.app", "rt")
 			h.apple.err = tc.err
-			if err := h.svc.Delete(t.Context(), o.user.ID, tc.force); err != nil {
+			if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{Apple: tc.force}); err != nil {
 				t.Fatalf("Delete: %v", err)
 			}
 			if _, err := h.users.Get(t.Context(), o.user.ID); !errors.Is(err, domain.ErrNotFound) {
@@ -365,6 +375,34 @@ func TestDeleteAppleFailures(t *testing.T) {
 			if list, _ := h.grants.AppleGrants(t.Context(), o.user.ID); len(list) != 0 {
 				t.Fatalf("grants left: %v", list)
 			}
+			if diff := cmp.Diff([]string{"com.betterkey.app " + tc.reason}, h.dropped); diff != "" {
+				t.Fatalf("grants reported dropped (-want +got):\n%s", diff)
+			}
 		})
+	}
+}
+
+// TestDeleteRevokesAGrantASignInStoresMeanwhile: a sign-in that stores a new grant while the
+// deletion revokes the old one does not slip through: the new grant is revoked too, nothing is
+// reported dropped.
+func TestDeleteRevokesAGrantASignInStoresMeanwhile(t *testing.T) {
+	h := newHarness()
+	o := h.owner(t, "alice", 0)
+	h.appleGrant(t, o.user.ID, "com.betterkey.app", "rt-old")
+	raced := false
+	h.apple.onRevoke = func() {
+		if !raced {
+			raced = true
+			h.appleGrant(t, o.user.ID, "com.betterkey.app", "rt-new")
+		}
+	}
+	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if diff := cmp.Diff([]string{"com.betterkey.app rt-old", "com.betterkey.app rt-new"}, h.apple.revoked); diff != "" {
+		t.Errorf("revoked at Apple (-want +got):\n%s", diff)
+	}
+	if len(h.dropped) != 0 {
+		t.Errorf("grants reported dropped: %v", h.dropped)
 	}
 }

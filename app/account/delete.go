@@ -24,13 +24,18 @@ type temporary interface {
 //
 // An Apple token or a vehicle that cannot be revoked or disconnected for a temporary reason
 // stops the deletion before the user row goes; the error wraps domain.ErrUnavailable, so the
-// caller may simply try again later. With force they are deleted here regardless: the caller
-// has tried long enough and erasure must not wait on an upstream forever.
-func (s *Service) Delete(ctx context.Context, user domain.UserID, force bool) error {
+// caller may simply try again later. What force names is deleted here regardless: the caller
+// has tried long enough and erasure must not wait on an upstream forever. Every Apple grant
+// deleted without a revocation is reported to Deps.AppleGrantDropped.
+//
+// A sign-in that races the deletion may store a new Apple grant after the first pass; the
+// grants are revoked again right before the user row goes, so only a sign-in finishing in the
+// last moment can slip by.
+func (s *Service) Delete(ctx context.Context, user domain.UserID, force domain.ErasureForce) error {
 	if _, err := s.d.Sessions.RevokeAllForUser(ctx, user, s.now(), domain.RevokeAccount); err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
-	if err := s.revokeAppleGrants(ctx, user, force); err != nil {
+	if err := s.revokeAppleGrants(ctx, user, force.Apple); err != nil {
 		return err
 	}
 	vehicles, err := s.d.Connections.Vehicles(ctx, user)
@@ -42,14 +47,17 @@ func (s *Service) Delete(ctx context.Context, user domain.UserID, force bool) er
 		switch {
 		case err == nil, errors.Is(err, domain.ErrNotFound):
 			continue
-		case !force && retryable(err):
+		case !force.Vehicles && retryable(err):
 			return fmt.Errorf("disconnect vehicle: %w", errors.Join(domain.ErrUnavailable, err))
-		case !force:
+		case !force.Vehicles:
 			return fmt.Errorf("disconnect vehicle: %w", err)
 		}
 		if _, err := s.d.Connections.DeleteVehicle(ctx, user, v.ID); err != nil && !errors.Is(err, domain.ErrNotFound) {
 			return fmt.Errorf("delete vehicle: %w", err)
 		}
+	}
+	if err := s.revokeAppleGrants(ctx, user, force.Apple); err != nil {
+		return err
 	}
 	if err := s.d.Users.Delete(ctx, user); err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return fmt.Errorf("delete user: %w", err)
@@ -66,61 +74,110 @@ func retryable(err error) bool {
 	return domain.KindOf(err) == domain.KindUnavailable
 }
 
-// revokeAppleGrants revokes and deletes the account's Apple refresh tokens. Only a temporary
-// failure keeps a grant (and stops the deletion, unless forced): a token Apple refuses for good
-// (already revoked, another client's) or one that no longer opens cannot be revoked by anyone,
-// so keeping it would only block the erasure.
+// maxGrantRounds bounds how often revokeAppleGrants lists again because a sign-in replaced a
+// grant it was revoking.
+const maxGrantRounds = 3
+
+// revokeAppleGrants revokes and deletes the account's Apple refresh tokens until none is left.
+// Only a temporary failure keeps a grant (and stops the deletion, unless forced): a token Apple
+// refuses for good or one that no longer opens cannot be revoked by anyone, so keeping it would
+// only block the erasure.
 func (s *Service) revokeAppleGrants(ctx context.Context, user domain.UserID, force bool) error {
-	return s.dropAppleGrants(ctx, user, func(g domain.AppleGrant) error {
-		if err := s.revokeAppleGrant(ctx, g); err != nil && !force {
+	for range maxGrantRounds {
+		left, err := s.dropAppleGrants(ctx, user, func(g domain.AppleGrant) error {
+			err := s.revokeAppleGrant(ctx, g)
+			switch {
+			case err == nil:
+				return nil
+			case !appleRetryable(err):
+				s.dropped(g, refusalReason(err), err)
+				return nil
+			case force:
+				s.dropped(g, "forced", err)
+				return nil
+			}
 			return fmt.Errorf("revoke apple grant: %w", errors.Join(domain.ErrUnavailable, err))
+		})
+		if err != nil || !left {
+			return err
 		}
-		return nil
-	})
+	}
+	return fmt.Errorf("revoke apple grants: replaced by sign-ins while revoking: %w", domain.ErrUnavailable)
 }
 
 // ForgetAppleGrants deletes the account's Apple refresh tokens without calling Apple, for when
 // the user revoked consent: Apple has invalidated them, and a token that cannot be used is not
 // kept (TN3194).
 func (s *Service) ForgetAppleGrants(ctx context.Context, user domain.UserID) error {
-	return s.dropAppleGrants(ctx, user, func(domain.AppleGrant) error { return nil })
+	_, err := s.dropAppleGrants(ctx, user, func(domain.AppleGrant) error { return nil })
+	return err
 }
 
-// dropAppleGrants deletes each of the user's grants that before lets go.
-func (s *Service) dropAppleGrants(ctx context.Context, user domain.UserID, before func(domain.AppleGrant) error) error {
+// dropAppleGrants deletes each of the user's grants that before lets go. It reports whether a
+// grant was replaced meanwhile (a sign-in stored a newer token), so the caller looks again.
+func (s *Service) dropAppleGrants(ctx context.Context, user domain.UserID, before func(domain.AppleGrant) error) (bool, error) {
 	if s.d.AppleGrants == nil {
-		return nil
+		return false, nil
 	}
 	grants, err := s.d.AppleGrants.AppleGrants(ctx, user)
 	if err != nil {
-		return fmt.Errorf("list apple grants: %w", err)
+		return false, fmt.Errorf("list apple grants: %w", err)
 	}
+	replaced := false
 	for _, g := range grants {
 		if err := before(g); err != nil {
-			return err
+			return false, err
 		}
-		if _, err := s.d.AppleGrants.DeleteAppleGrant(ctx, g); err != nil {
-			return fmt.Errorf("delete apple grant: %w", err)
+		removed, err := s.d.AppleGrants.DeleteAppleGrant(ctx, g)
+		if err != nil {
+			return false, fmt.Errorf("delete apple grant: %w", err)
 		}
+		replaced = replaced || !removed
 	}
-	return nil
+	return replaced, nil
 }
 
-// revokeAppleGrant revokes one grant at Apple and returns only failures worth retrying.
+// revokeAppleGrant revokes one grant at Apple. A token that no longer opens is refused for good:
+// no one can revoke with it.
 func (s *Service) revokeAppleGrant(ctx context.Context, g domain.AppleGrant) error {
 	if s.d.AppleTokens == nil {
-		return nil
+		return errNoAppleClient
 	}
 	token, err := s.d.Cipher.Open(ctx, g.Binding(), g.RefreshToken)
-	switch {
-	case errors.Is(err, domain.ErrSealedSecretInvalid):
-		return nil
-	case err != nil:
+	if err != nil {
 		return fmt.Errorf("open apple refresh token: %w", err)
 	}
-	err = s.d.AppleTokens.Revoke(ctx, g.ClientID, token)
-	if t, ok := errors.AsType[temporary](err); ok && !t.Temporary() {
-		return nil
+	return s.d.AppleTokens.Revoke(ctx, g.ClientID, token)
+}
+
+// appleRetryable reports whether a failed revocation may succeed later: Apple's own answer when
+// the error carries one (invalid_grant never will), else whether a dependency was unavailable.
+func appleRetryable(err error) bool {
+	if t, ok := errors.AsType[temporary](err); ok {
+		return t.Temporary()
 	}
-	return err
+	return domain.KindOf(err) == domain.KindUnavailable
+}
+
+// refusalReason names why a grant can never be revoked, for operators.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, errNoAppleClient):
+		return "no_apple_client"
+	case errors.Is(err, domain.ErrSealedSecretInvalid):
+		return "unreadable"
+	default:
+		return "revoke_refused"
+	}
+}
+
+// errNoAppleClient: the service runs without Apple client credentials (development only), so a
+// grant cannot be revoked, now or later.
+var errNoAppleClient = errors.New("no apple client configured")
+
+// dropped reports a grant deleted without a revocation.
+func (s *Service) dropped(g domain.AppleGrant, reason string, err error) {
+	if s.d.AppleGrantDropped != nil {
+		s.d.AppleGrantDropped(g.UserID, g.ClientID, reason, err)
+	}
 }

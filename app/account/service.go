@@ -29,6 +29,10 @@ type Deps struct {
 	AppleGrants ports.AppleGrantStore
 	Cipher      ports.TokenCipher
 	AppleTokens ports.AppleTokens
+	// AppleGrantDropped, if set, hears of every Apple grant deleted without being revoked at
+	// Apple (reason "revoke_refused", "unreadable", "no_apple_client" or "forced"), which
+	// operators must see.
+	AppleGrantDropped func(user domain.UserID, clientID, reason string, err error)
 }
 
 // Service implements the account use cases. It is safe for concurrent use; every step it takes

@@ -57,7 +57,7 @@ func (s *Service) DeleteAccount(ctx context.Context, user domain.UserID) (done b
 // right now: it tries the deletion once more (concurrent deletions converge) and, when that
 // succeeds, finishes the job; when it fails, the job's own retries stand unchanged.
 func (s *Service) retryAccountDeletion(ctx context.Context, e domain.InboxEvent) (bool, error) {
-	derr := s.d.Accounts.Delete(ctx, domain.UserID(e.ID), false)
+	derr := s.d.Accounts.Delete(ctx, domain.UserID(e.ID), domain.ErasureForce{})
 	if derr == nil {
 		err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxProcessed, string(OutcomeAccountDeleted), s.now())
 		if err != nil {
@@ -85,8 +85,8 @@ func (s *Service) processAccount(ctx context.Context, e domain.InboxEvent) (Outc
 	if err := json.Unmarshal(e.Payload, &r); err != nil || r.User == "" {
 		return OutcomeMalformed, nil
 	}
-	// Erasure must not wait on Smartcar forever: after a few attempts it goes ahead without it.
-	if err := s.d.Accounts.Delete(ctx, r.User, e.Attempts >= s.cfg.ForceLocalDeleteAfter); err != nil {
+	// Erasure must not wait on an upstream forever: after enough attempts it goes ahead without it.
+	if err := s.d.Accounts.Delete(ctx, r.User, s.cfg.erasureForce(e.Attempts)); err != nil {
 		return "", fmt.Errorf("delete account: %w", err)
 	}
 	return OutcomeAccountDeleted, nil

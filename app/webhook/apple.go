@@ -78,8 +78,8 @@ func (s *Service) processApple(ctx context.Context, e domain.InboxEvent) (Outcom
 		}
 		return OutcomeSessionsRevoked, nil
 	}
-	// Erasure must not wait on Smartcar forever: after a few attempts it goes ahead without it.
-	if err := s.d.Accounts.Delete(ctx, u.ID, e.Attempts >= s.cfg.ForceLocalDeleteAfter); err != nil {
+	// Erasure must not wait on an upstream forever: after enough attempts it goes ahead without it.
+	if err := s.d.Accounts.Delete(ctx, u.ID, s.cfg.erasureForce(e.Attempts)); err != nil {
 		return "", fmt.Errorf("delete account: %w", err)
 	}
 	return OutcomeAccountDeleted, nil

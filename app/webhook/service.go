@@ -33,6 +33,10 @@ type Config struct {
 	// vehicle connections even when Smartcar could not be told: erasure must not wait on an
 	// upstream forever.
 	ForceLocalDeleteAfter int
+	// ForceAppleAfter is the same for Sign in with Apple grants Apple could not revoke. It is
+	// later, because revoking is what App Store guideline 5.1.1(v) asks for; the default is the
+	// last attempt before the job is given up (about 2.5 hours of retries).
+	ForceAppleAfter int
 	// MaxClockSkew is how far in the future a lock observation may claim to be; a later one
 	// would pin the status against every honest observation and is ignored.
 	MaxClockSkew time.Duration
@@ -57,6 +61,9 @@ func (c Config) withDefaults() Config {
 	if c.ForceLocalDeleteAfter <= 0 {
 		c.ForceLocalDeleteAfter = 6
 	}
+	if c.ForceAppleAfter <= 0 {
+		c.ForceAppleAfter = max(c.MaxAttempts-1, c.ForceLocalDeleteAfter)
+	}
 	def(&c.PollInterval, 2*time.Second)
 	def(&c.Lease, 5*time.Minute)
 	def(&c.RetryBase, 10*time.Second)
@@ -67,11 +74,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// AccountDeleter erases an account, idempotently, revoking its sessions first; with force it
-// goes ahead without telling Apple or Smartcar what it cannot reach. ForgetAppleGrants drops the
+// AccountDeleter erases an account, idempotently, revoking its sessions first; force names the
+// upstreams it may go ahead without. ForgetAppleGrants drops the
 // account's Apple refresh tokens after the user revoked consent. The account service is one.
 type AccountDeleter interface {
-	Delete(ctx context.Context, user domain.UserID, force bool) error
+	Delete(ctx context.Context, user domain.UserID, force domain.ErasureForce) error
 	ForgetAppleGrants(ctx context.Context, user domain.UserID) error
 }
 
@@ -181,4 +188,9 @@ func eventKey(id string, fallback []byte) string {
 		}
 	}
 	return id
+}
+
+// erasureForce is what a deletion that has been tried attempts times may go ahead without.
+func (c Config) erasureForce(attempts int) domain.ErasureForce {
+	return domain.ErasureForce{Vehicles: attempts >= c.ForceLocalDeleteAfter, Apple: attempts >= c.ForceAppleAfter}
 }
