@@ -27,8 +27,9 @@ type Admission struct {
 // admits one in-flight command per vehicle across every replica. The guard is a lease: a row per
 // vehicle naming the command that holds it and until when. A held lease refuses new commands for
 // the vehicle; an expired one is taken over, which is how a crashed process never locks a car out
-// for longer than its lease. Commands are never deleted by the store, and their status only
-// moves forward (domain.CommandStatus.CanBecome).
+// for longer than its lease. Commands are never deleted by the store, except when ArchiveHistory
+// moves an erased account's history into the audit log, and their status only moves forward
+// (domain.CommandStatus.CanBecome).
 //
 // Implementations are safe for concurrent use; every method that changes more than one row does
 // so in one transaction. Times are compared with the now the caller passes, so all replicas must
@@ -93,6 +94,11 @@ type CommandStore interface {
 	// guards in the same transaction and returns them as saved. Concurrent sweeps never end the
 	// same command twice.
 	Sweep(ctx context.Context, now time.Time, limit int) ([]domain.Command, error)
+	// ArchiveHistory moves every command of the user into the audit log as
+	// domain.PseudonymizeHistory entries archived at now, and deletes them, in one transaction;
+	// it returns the entries written. A user without commands (or archived already) yields none,
+	// so an erasure that is retried archives nothing twice.
+	ArchiveHistory(ctx context.Context, user domain.UserID, now time.Time) ([]domain.AuditEntry, error)
 }
 
 // CommandObserver hears about command lifecycle events, for metrics. Calls must be quick and must

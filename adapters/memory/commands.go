@@ -21,6 +21,7 @@ type Commands struct {
 	guards   map[domain.VehicleID]commandGuard
 	keys     map[idempotencyKey]domain.CommandID
 	vehicles *Connections
+	audit    []domain.AuditEntry
 }
 
 // commandGuard is a vehicle's in-flight lease.
@@ -345,4 +346,41 @@ func dbTimePtr(t *time.Time) *time.Time {
 	}
 	v := dbTime(*t)
 	return &v
+}
+
+// ArchiveHistory implements ports.CommandStore; the entries go to Audit.
+func (s *Commands) ArchiveHistory(_ context.Context, user domain.UserID, now time.Time) ([]domain.AuditEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cmds []domain.Command
+	for _, c := range s.commands {
+		if c.UserID == user {
+			cmds = append(cmds, c)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(cmds, func(a, b domain.Command) int { return newerFirst(b, a) })
+	for _, c := range cmds {
+		delete(s.commands, c.ID)
+		if c.IdempotencyKey != "" {
+			delete(s.keys, idempotencyKey{user: user, key: c.IdempotencyKey})
+		}
+	}
+	for v, g := range s.guards {
+		if g.user == user {
+			delete(s.guards, v)
+		}
+	}
+	entries := domain.PseudonymizeHistory(cmds, dbTime(now))
+	s.audit = append(s.audit, entries...)
+	return entries, nil
+}
+
+// Audit returns every audit entry archived so far, for tests.
+func (s *Commands) Audit() []domain.AuditEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.audit)
 }

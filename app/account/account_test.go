@@ -178,10 +178,28 @@ func TestDeleteErasesTheAccountOnly(t *testing.T) {
 	h := newHarness()
 	o := h.owner(t, "sub-1", 2)
 	other := h.owner(t, "sub-2", 1)
+	mine := []domain.Command{h.command(t, o, 0, start), h.command(t, o, 1, start.Add(time.Minute))}
+	theirs := h.command(t, other, 0, start)
 	if err := h.svc.Delete(t.Context(), o.user.ID, domain.ErasureForce{}); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	h.assertGone(t, o)
+	// The lock history stays in the audit log, under pseudonyms only.
+	audit := h.commands.Audit()
+	if len(audit) != len(mine) {
+		t.Fatalf("%d audit entries, want %d", len(audit), len(mine))
+	}
+	for i, e := range audit {
+		if e.AccountPseudonym == string(o.user.ID) || e.VehiclePseudonym == string(mine[i].VehicleID) || e.Action != mine[i].Action {
+			t.Errorf("audit entry %d = %+v, want command %d's action under pseudonyms", i, e, i)
+		}
+	}
+	if list, _ := h.commands.UserHistory(t.Context(), o.user.ID, "", 10); len(list) != 0 {
+		t.Errorf("%d commands left in the history", len(list))
+	}
+	if _, err := h.commands.Get(t.Context(), theirs.ID); err != nil {
+		t.Errorf("the other user's command: %v", err)
+	}
 	if s, _ := h.sessions.Get(t.Context(), o.session.ID); s.RevokedAt == nil || s.RevokeReason != domain.RevokeAccount {
 		t.Errorf("session after deletion: %+v", s)
 	}

@@ -18,9 +18,10 @@ type temporary interface {
 // resumes where a failure stopped: every session is revoked first (access ends at once, the
 // caller's too), then every Sign in with Apple authorization the account holds is revoked at
 // Apple (App Store guideline 5.1.1(v)) and its refresh token deleted, then every vehicle is
-// disconnected at Smartcar and deleted with its connection and sealed token set, then the user
-// row goes, and with it through the schema's cascades whatever else the account owns (command
-// history included). An account that is gone already is not an error.
+// disconnected at Smartcar and deleted with its connection and sealed token set, then the lock
+// and unlock history moves to the audit log under pseudonyms (ports.CommandStore.ArchiveHistory),
+// then the user row goes, and with it through the schema's cascades whatever else the account
+// owns. An account that is gone already is not an error.
 //
 // An Apple token or a vehicle that cannot be revoked or disconnected for a temporary reason
 // stops the deletion before the user row goes; the error wraps domain.ErrUnavailable, so the
@@ -58,6 +59,11 @@ func (s *Service) Delete(ctx context.Context, user domain.UserID, force domain.E
 	}
 	if err := s.revokeAppleGrants(ctx, user, force.Apple); err != nil {
 		return err
+	}
+	if s.d.Commands != nil {
+		if _, err := s.d.Commands.ArchiveHistory(ctx, user, s.now()); err != nil {
+			return fmt.Errorf("archive command history: %w", err)
+		}
 	}
 	if err := s.d.Users.Delete(ctx, user); err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return fmt.Errorf("delete user: %w", err)

@@ -38,6 +38,7 @@ func CommandStore(t *testing.T, newStores NewCommandStores) {
 	commandDispatch(t, newStores)
 	commandUpdate(t, newStores)
 	commandHistory(t, newStores)
+	commandArchive(t, newStores)
 }
 
 // fleet is one user's connection with vehicles and the store under test.

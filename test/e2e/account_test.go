@@ -130,6 +130,7 @@ func TestExportThenDeleteAccount(t *testing.T) {
 		t.Fatalf("Smartcar received %d disconnects, want 2", n)
 	}
 	e.assertNoRowsOf(o.session.userID)
+	e.assertAuditOf(1, o.session.userID, o.cars[0].id, o.cars[1].id)
 	for table, n := range e.userRows(bystander.session.userID) {
 		if want := map[string]int{"users": 1, "sessions": 1, "connections": 1, "vehicles": 2, "sealed_secrets": 1}[table]; n != want {
 			t.Errorf("the other user has %d rows in %s, want %d", n, table, want)
@@ -183,4 +184,36 @@ func TestDeleteAccountWhileSmartcarIsDown(t *testing.T) {
 	e.assertNoRowsOf(o.session.userID)
 	e.expect(e.do("DELETE", "/v1/me", nil, o.session.access), http.StatusUnauthorized, "")
 	e.assertNoTokenLeaks()
+}
+
+// assertAuditOf checks that the audit log holds n entries and that none of them names the
+// erased account or its vehicles.
+func (e *env) assertAuditOf(n int, ids ...string) {
+	e.t.Helper()
+	conn, err := pgx.Connect(e.t.Context(), e.dbURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(e.t.Context(), `SELECT id::text, account_pseudonym::text, vehicle_pseudonym::text, action FROM command_audit`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	got := 0
+	for rows.Next() {
+		var id, account, vehicle, action string
+		if err := rows.Scan(&id, &account, &vehicle, &action); err != nil {
+			e.t.Fatal(err)
+		}
+		got++
+		for _, x := range ids {
+			if id == x || account == x || vehicle == x {
+				e.t.Errorf("audit entry %s names %s", id, x)
+			}
+		}
+	}
+	if got != n {
+		e.t.Errorf("%d audit entries, want %d", got, n)
+	}
 }
