@@ -103,11 +103,14 @@ var (
 	// ErrInvalidAuthorizationCode: Apple refused the authorization code (expired, used, issued to
 	// another client) or it belongs to another Apple account than the identity token.
 	ErrInvalidAuthorizationCode = &Error{Kind: KindUnauthenticated, Code: "INVALID_AUTHORIZATION_CODE", Msg: "authorization code is invalid, expired or already used"}
-	ErrInvalidAccessToken       = &Error{Kind: KindUnauthenticated, Code: "INVALID_ACCESS_TOKEN", Msg: "access token is invalid"}
-	ErrAccessTokenExpired       = &Error{Kind: KindUnauthenticated, Code: "ACCESS_TOKEN_EXPIRED", Msg: "access token has expired, refresh the session"}
-	ErrInvalidRefreshToken      = &Error{Kind: KindUnauthenticated, Code: "INVALID_REFRESH_TOKEN", Msg: "refresh token is invalid, sign in again"}
-	ErrRefreshTokenReused       = &Error{Kind: KindUnauthenticated, Code: "REFRESH_TOKEN_REUSED", Msg: "refresh token was already used; the session is revoked, sign in again"}
-	ErrSessionExpired           = &Error{Kind: KindUnauthenticated, Code: "SESSION_EXPIRED", Msg: "session has expired, sign in again"}
-	ErrSessionRevoked           = &Error{Kind: KindUnauthenticated, Code: "SESSION_REVOKED", Msg: "session was revoked, sign in again"}
-	ErrInvalidAdminToken        = &Error{Kind: KindUnauthenticated, Code: "INVALID_ADMIN_TOKEN", Msg: "admin token is missing or invalid"}
+	// ErrAccountDeletionPending: the account is being erased (an upstream is still to be told);
+	// the same Apple ID can sign in to a new account once the erasure is done.
+	ErrAccountDeletionPending = &Error{Kind: KindConflict, Code: "ACCOUNT_DELETION_PENDING", Msg: "this account is being deleted; sign in again once that is done"}
+	ErrInvalidAccessToken     = &Error{Kind: KindUnauthenticated, Code: "INVALID_ACCESS_TOKEN", Msg: "access token is invalid"}
+	ErrAccessTokenExpired     = &Error{Kind: KindUnauthenticated, Code: "ACCESS_TOKEN_EXPIRED", Msg: "access token has expired, refresh the session"}
+	ErrInvalidRefreshToken    = &Error{Kind: KindUnauthenticated, Code: "INVALID_REFRESH_TOKEN", Msg: "refresh token is invalid, sign in again"}
+	ErrRefreshTokenReused     = &Error{Kind: KindUnauthenticated, Code: "REFRESH_TOKEN_REUSED", Msg: "refresh token was already used; the session is revoked, sign in again"}
+	ErrSessionExpired         = &Error{Kind: KindUnauthenticated, Code: "SESSION_EXPIRED", Msg: "session has expired, sign in again"}
+	ErrSessionRevoked         = &Error{Kind: KindUnauthenticated, Code: "SESSION_REVOKED", Msg: "session was revoked, sign in again"}
+	ErrInvalidAdminToken      = &Error{Kind: KindUnauthenticated, Code: "INVALID_ADMIN_TOKEN", Msg: "admin token is missing or invalid"}
 )

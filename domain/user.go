@@ -13,6 +13,9 @@ type User struct {
 	IsPrivateEmail bool
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// DeletionRequestedAt is set when the account's erasure starts and stays until it is done;
+	// such an account cannot be signed in to.
+	DeletionRequestedAt *time.Time
 }
 
 // AppleIdentity is what a verified Apple identity token (or server notification) proves.

@@ -18,6 +18,9 @@ type UserStore interface {
 	GetByApple(ctx context.Context, issuer, subject string) (domain.User, error)
 	// Save overwrites the profile fields of an existing user; domain.ErrNotFound if it is gone.
 	Save(ctx context.Context, u domain.User) error
+	// MarkDeleting records that the user's erasure started at at, unless an earlier start is
+	// recorded already; domain.ErrNotFound if the user is gone.
+	MarkDeleting(ctx context.Context, id domain.UserID, at time.Time) error
 	// Delete removes the user and, in the database through the schema's cascades, everything
 	// the account owns (sessions, connections, vehicles, sealed secrets); domain.ErrNotFound if
 	// there is no such user.

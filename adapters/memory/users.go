@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/betterkey/backend/domain"
 )
@@ -64,8 +65,24 @@ func (s *Users) Save(_ context.Context, u domain.User) error {
 	if !ok {
 		return fmt.Errorf("save user: %w", domain.ErrNotFound)
 	}
-	u.AppleIssuer, u.AppleSubject, u.CreatedAt = old.AppleIssuer, old.AppleSubject, old.CreatedAt
+	u.AppleIssuer, u.AppleSubject, u.CreatedAt, u.DeletionRequestedAt = old.AppleIssuer, old.AppleSubject, old.CreatedAt, old.DeletionRequestedAt
 	s.byID[u.ID] = u
+	return nil
+}
+
+// MarkDeleting implements ports.UserStore.
+func (s *Users) MarkDeleting(_ context.Context, id domain.UserID, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[id]
+	if !ok {
+		return fmt.Errorf("mark user deleting: %w", domain.ErrNotFound)
+	}
+	if u.DeletionRequestedAt == nil {
+		t := dbTime(at)
+		u.DeletionRequestedAt = &t
+		s.byID[id] = u
+	}
 	return nil
 }
 

@@ -29,6 +29,8 @@ type userRow struct {
 	IsPrivateEmail bool      `gorm:"column:is_private_email"`
 	CreatedAt      time.Time `gorm:"column:created_at;autoCreateTime:false"`
 	UpdatedAt      time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
+	// DeletionRequestedAt is written only by MarkDeleting.
+	DeletionRequestedAt *time.Time `gorm:"column:deletion_requested_at;->"`
 }
 
 func (userRow) TableName() string { return "users" }
@@ -45,7 +47,7 @@ func (r userRow) toDomain() domain.User {
 	return domain.User{
 		ID: domain.UserID(r.ID), AppleIssuer: r.AppleIssuer, AppleSubject: r.AppleSubject,
 		Email: r.Email, EmailVerified: r.EmailVerified, IsPrivateEmail: r.IsPrivateEmail,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), DeletionRequestedAt: utcPtr(r.DeletionRequestedAt),
 	}
 }
 
@@ -99,6 +101,22 @@ func (s *Users) Save(ctx context.Context, u domain.User) error {
 	}
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("save user: %w", domain.ErrNotFound)
+	}
+	return nil
+}
+
+// MarkDeleting implements ports.UserStore; COALESCE keeps the first start of a retried erasure.
+func (s *Users) MarkDeleting(ctx context.Context, id domain.UserID, at time.Time) error {
+	if !domain.ValidID(string(id)) {
+		return fmt.Errorf("mark user deleting: %w", domain.ErrNotFound)
+	}
+	res := s.db.w.WithContext(ctx).Exec(`UPDATE users SET deletion_requested_at = COALESCE(deletion_requested_at, ?) WHERE id = ?`,
+		dbTime(at), string(id))
+	if res.Error != nil {
+		return translate("mark user deleting", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("mark user deleting: %w", domain.ErrNotFound)
 	}
 	return nil
 }

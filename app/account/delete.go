@@ -15,7 +15,8 @@ type temporary interface {
 }
 
 // Delete erases the account as far as the product holds data, each step idempotent so a retry
-// resumes where a failure stopped: every session is revoked first (access ends at once, the
+// resumes where a failure stopped: the account is marked as being deleted, so sign-in refuses it
+// with domain.ErrAccountDeletionPending until the erasure is done; every session is revoked (access ends at once, the
 // caller's too), then every Sign in with Apple authorization the account holds is revoked at
 // Apple (App Store guideline 5.1.1(v)) and its refresh token deleted, then every vehicle is
 // disconnected at Smartcar and deleted with its connection and sealed token set, then the lock
@@ -29,10 +30,14 @@ type temporary interface {
 // has tried long enough and erasure must not wait on an upstream forever. Every Apple grant
 // deleted without a revocation is reported to Deps.AppleGrantDropped.
 //
-// A sign-in that races the deletion may store a new Apple grant after the first pass; the
-// grants are revoked again right before the user row goes, so only a sign-in finishing in the
-// last moment can slip by.
+// A sign-in that passed its check just before the mark may still store an Apple grant after the
+// first pass; the grants are revoked again right before the user row goes.
 func (s *Service) Delete(ctx context.Context, user domain.UserID, force domain.ErasureForce) error {
+	// The mark comes first, so that no sign-in starts a session (or stores an Apple grant) on an
+	// account whose sessions and grants are about to be revoked.
+	if err := s.d.Users.MarkDeleting(ctx, user, s.now()); err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return fmt.Errorf("mark account deleting: %w", err)
+	}
 	if _, err := s.d.Sessions.RevokeAllForUser(ctx, user, s.now(), domain.RevokeAccount); err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}

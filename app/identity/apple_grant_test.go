@@ -157,3 +157,29 @@ func TestSignInWithoutCode(t *testing.T) {
 		t.Fatalf("outcome %q with %d exchanges, want none", tok.AppleGrant, len(g.apple.exchanges))
 	}
 }
+
+// TestSignInRefusesAnAccountBeingDeleted: while an erasure is pending the account cannot be
+// signed in to, its code is not redeemed, and no session starts.
+func TestSignInRefusesAnAccountBeingDeleted(t *testing.T) {
+	g := newGrantFixture(nil)
+	tok, err := g.signInWithCode(t, "sub-1", "code-sub-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.users.MarkDeleting(t.Context(), tok.UserID, g.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	sessions, _ := g.sessions.ListByUser(t.Context(), tok.UserID)
+	exchanges := len(g.apple.exchanges)
+	for _, code := range []string{"code-sub-1", ""} {
+		if _, err := g.signInWithCode(t, "sub-1", code); !errors.Is(err, domain.ErrAccountDeletionPending) || domain.KindOf(err) != domain.KindConflict {
+			t.Fatalf("SignIn (code %q) during deletion = %v, want ErrAccountDeletionPending", code, err)
+		}
+	}
+	if len(g.apple.exchanges) != exchanges {
+		t.Fatal("a code was redeemed for an account being deleted")
+	}
+	if after, _ := g.sessions.ListByUser(t.Context(), tok.UserID); len(after) != len(sessions) {
+		t.Fatalf("%d sessions after refused sign-ins, want %d", len(after), len(sessions))
+	}
+}

@@ -88,12 +88,21 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (Tokens, error) {
 		}
 		return Tokens{}, fmt.Errorf("consume nonce: %w", err)
 	}
+	// An account being erased is refused before its code is redeemed, so no new Apple grant
+	// starts on it; the check after findOrCreateUser catches an erasure that began meanwhile.
+	if u, err := s.d.Users.GetByApple(ctx, id.Issuer, id.Subject); err == nil && u.DeletionRequestedAt != nil {
+		return Tokens{}, fmt.Errorf("sign in: %w", domain.ErrAccountDeletionPending)
+	}
 	exchanged, grantErr := s.exchangeCode(ctx, id, in.AuthorizationCode)
 	if errors.Is(grantErr, domain.ErrInvalidAuthorizationCode) {
 		return Tokens{}, grantErr
 	}
 	user, err := s.findOrCreateUser(ctx, id, now)
+	if err == nil && user.DeletionRequestedAt != nil {
+		err = fmt.Errorf("sign in: %w", domain.ErrAccountDeletionPending)
+	}
 	if err != nil {
+		s.abandonGrant(ctx, id.Audience, exchanged)
 		return Tokens{}, err
 	}
 	if err := s.endInstallSessions(ctx, user.ID, in.InstallID, device, now); err != nil {
@@ -136,6 +145,15 @@ func (s *Service) exchangeCode(ctx context.Context, id domain.AppleIdentity, cod
 		return ports.AppleGrant{}, fmt.Errorf("authorization code of another apple account: %w", domain.ErrInvalidAuthorizationCode)
 	}
 	return g, nil
+}
+
+// abandonGrant revokes, best effort, a grant just redeemed for a sign-in that then failed, so no
+// authorization is left at Apple that no row of ours knows.
+func (s *Service) abandonGrant(ctx context.Context, clientID string, g ports.AppleGrant) {
+	if g.RefreshToken.Empty() {
+		return
+	}
+	_ = s.d.AppleTokens.Revoke(context.WithoutCancel(ctx), clientID, g.RefreshToken)
 }
 
 // keepAppleGrant seals Apple's refresh token to its row and stores it, replacing the grant an

@@ -178,6 +178,40 @@ func userSave(t *testing.T, newStore func(t *testing.T) ports.UserStore) {
 		}
 	})
 
+	t.Run("MarkDeleting/KeepsTheFirstStartThroughSaves", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		u, other := newUser(now()), newUser(now())
+		for _, x := range []domain.User{u, other} {
+			if err := s.Create(t.Context(), x); err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+		}
+		first := now().Add(time.Minute)
+		for _, at := range []time.Time{first, first.Add(time.Hour)} { // a retried erasure
+			if err := s.MarkDeleting(t.Context(), u.ID, at); err != nil {
+				t.Fatalf("MarkDeleting: %v", err)
+			}
+		}
+		changed := u
+		changed.Email = "new@example.com"
+		if err := s.Save(t.Context(), changed); err != nil {
+			t.Fatalf("Save: %v", err)
+		}
+		got, err := s.Get(t.Context(), u.ID)
+		if err != nil || got.DeletionRequestedAt == nil || !got.DeletionRequestedAt.Equal(first) {
+			t.Fatalf("Get after MarkDeleting and Save = %v, %v; want the first start %v kept", got.DeletionRequestedAt, err, first)
+		}
+		byApple, err := s.GetByApple(t.Context(), u.AppleIssuer, u.AppleSubject)
+		if err != nil || byApple.DeletionRequestedAt == nil {
+			t.Fatalf("GetByApple = %v, %v; want the mark", byApple.DeletionRequestedAt, err)
+		}
+		if o, _ := s.Get(t.Context(), other.ID); o.DeletionRequestedAt != nil {
+			t.Fatal("another user was marked")
+		}
+		wantErr(t, s.MarkDeleting(t.Context(), domain.NewUserID(), first), domain.ErrNotFound)
+	})
+
 	t.Run("Save/Missing/ReturnsErrNotFound", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)

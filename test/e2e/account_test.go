@@ -173,6 +173,11 @@ func TestDeleteAccountWhileSmartcarIsDown(t *testing.T) {
 		}
 	}
 
+	// While the erasure is pending, the account cannot be signed in to.
+	n := e.nonce()
+	e.expect(e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": e.mint(o.subject, n, nil), "nonce": n,
+		"install_id": "install-again", "device": "phone"}, ""), http.StatusConflict, "ACCOUNT_DELETION_PENDING")
+
 	before := e.sc.Stats().Disconnects
 	e.sc.ClearFaults()
 	if r := e.processed("account", o.session.userID); r.status != "processed" || r.outcome != "account_deleted" {
@@ -183,6 +188,10 @@ func TestDeleteAccountWhileSmartcarIsDown(t *testing.T) {
 	}
 	e.assertNoRowsOf(o.session.userID)
 	e.expect(e.do("DELETE", "/v1/me", nil, o.session.access), http.StatusUnauthorized, "")
+	// Once it is done, the same Apple ID signs in to a new account.
+	if fresh := e.signIn(o.subject, "install-again", "phone"); fresh.userID == o.session.userID {
+		t.Fatal("sign-in after the erasure found the erased account")
+	}
 	e.assertNoTokenLeaks()
 }
 
