@@ -72,8 +72,8 @@ type AppleVerifier interface {
 // client id, among the other secrets at rest so that key rotation covers them. Deleting the user
 // deletes them. Implementations are safe for concurrent use.
 type AppleGrantStore interface {
-	// PutAppleGrant stores g, replacing the user's grant for the same client id; domain.ErrNotFound
-	// when the user does not exist.
+	// PutAppleGrant stores g, replacing the user's grant for the same client id (creation time
+	// included: it is a new authorization); domain.ErrNotFound when the user does not exist.
 	PutAppleGrant(ctx context.Context, g domain.AppleGrant) error
 	// AppleGrants returns the user's grants ordered by client id; none is an empty list.
 	AppleGrants(ctx context.Context, user domain.UserID) ([]domain.AppleGrant, error)

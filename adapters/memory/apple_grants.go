@@ -41,9 +41,7 @@ func (s *AppleGrants) PutAppleGrant(ctx context.Context, g domain.AppleGrant) er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := g.Binding()
-	if s.secrets.get(b).IsZero() { // a replaced grant keeps its creation time, as the upsert does
-		s.created[b] = g.CreatedAt
-	}
+	s.created[b] = g.CreatedAt
 	s.secrets.put(b, g.RefreshToken)
 	return nil
 }

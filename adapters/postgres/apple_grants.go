@@ -26,7 +26,8 @@ var _ ports.AppleGrantStore = (*AppleGrants)(nil)
 // NewAppleGrants returns the Apple grant store on db.
 func NewAppleGrants(db *DB) *AppleGrants { return &AppleGrants{db: db, now: time.Now} }
 
-// PutAppleGrant implements ports.AppleGrantStore with an upsert that keeps the first created_at.
+// PutAppleGrant implements ports.AppleGrantStore with an upsert; a replaced grant is a new
+// authorization, so it takes the new grant's creation time.
 func (s *AppleGrants) PutAppleGrant(ctx context.Context, g domain.AppleGrant) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("put apple grant: %w", err)
@@ -40,7 +41,8 @@ func (s *AppleGrants) PutAppleGrant(ctx context.Context, g domain.AppleGrant) er
 		(purpose, user_id, connection_id, key_version, ciphertext, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (purpose, user_id, connection_id)
-		DO UPDATE SET key_version = excluded.key_version, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+		DO UPDATE SET key_version = excluded.key_version, ciphertext = excluded.ciphertext,
+			created_at = excluded.created_at, updated_at = excluded.updated_at`,
 		b.Purpose, string(b.UserID), b.ConnectionID, g.RefreshToken.KeyVersion(), g.RefreshToken.Ciphertext(), created, updated).Error
 	if errors.Is(err, gorm.ErrForeignKeyViolated) || isForeignKeyViolation(err) {
 		return fmt.Errorf("put apple grant: user: %w", domain.ErrNotFound)

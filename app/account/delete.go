@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/betterkey/backend/domain"
 )
@@ -116,13 +117,22 @@ func (s *Service) revokeAppleGrants(ctx context.Context, user domain.UserID, for
 	return fmt.Errorf("revoke apple grants: replaced by sign-ins while revoking: %w", domain.ErrUnavailable)
 }
 
-// ForgetAppleGrants deletes the account's Apple refresh tokens without calling Apple, for when
-// the user revoked consent: Apple has invalidated them, and a token that cannot be used is not
-// kept (TN3194).
-func (s *Service) ForgetAppleGrants(ctx context.Context, user domain.UserID) error {
-	_, err := s.dropAppleGrants(ctx, user, func(domain.AppleGrant) error { return nil })
+// ForgetAppleGrants deletes, without calling Apple, the account's Apple refresh tokens obtained
+// before revokedAt (all of them when it is zero), for when the user revoked consent then: Apple
+// has invalidated them, and a token that cannot be used is not kept (TN3194). A grant obtained
+// later, after the user consented again, is alive and stays, however late the news arrives.
+func (s *Service) ForgetAppleGrants(ctx context.Context, user domain.UserID, revokedAt time.Time) error {
+	_, err := s.dropAppleGrants(ctx, user, func(g domain.AppleGrant) error {
+		if !revokedAt.IsZero() && !g.CreatedAt.Before(revokedAt) {
+			return errKeepGrant
+		}
+		return nil
+	})
 	return err
 }
+
+// errKeepGrant tells dropAppleGrants to pass a grant over.
+var errKeepGrant = errors.New("keep apple grant")
 
 // dropAppleGrants deletes each of the user's grants that before lets go. It reports whether a
 // grant was replaced meanwhile (a sign-in stored a newer token), so the caller looks again.
@@ -136,7 +146,9 @@ func (s *Service) dropAppleGrants(ctx context.Context, user domain.UserID, befor
 	}
 	replaced := false
 	for _, g := range grants {
-		if err := before(g); err != nil {
+		if err := before(g); errors.Is(err, errKeepGrant) {
+			continue
+		} else if err != nil {
 			return false, err
 		}
 		removed, err := s.d.AppleGrants.DeleteAppleGrant(ctx, g)

@@ -73,7 +73,7 @@ func (s *Service) processApple(ctx context.Context, e domain.InboxEvent) (Outcom
 		if _, err := s.d.Sessions.RevokeAllForUser(ctx, u.ID, s.now(), domain.RevokeAppleConsent); err != nil {
 			return "", fmt.Errorf("revoke sessions: %w", err)
 		}
-		if err := s.d.Accounts.ForgetAppleGrants(ctx, u.ID); err != nil {
+		if err := s.d.Accounts.ForgetAppleGrants(ctx, u.ID, r.Time); err != nil {
 			return "", fmt.Errorf("forget apple grants: %w", err)
 		}
 		return OutcomeSessionsRevoked, nil

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/betterkey/backend/adapters/memory"
 	"github.com/betterkey/backend/app/account"
@@ -163,17 +164,22 @@ func TestConsentRevokedForgetsAppleGrants(t *testing.T) {
 	})
 	l := h.link(t, "sub-1", "sc-user-1", "sc-car-1")
 	other := h.link(t, "sub-2", "sc-user-2", "sc-car-2")
-	for _, u := range []domain.UserID{l.user.ID, other.user.ID} {
+	// The notification says consent was revoked a second before start. The phone's grant is
+	// older; the watch's was obtained at start, after the user consented again, and is alive.
+	put := func(u domain.UserID, client string, at time.Time) {
 		sealed, _ := domain.ParseSealed("test:v1:rt")
-		if err := grants.PutAppleGrant(t.Context(), domain.AppleGrant{UserID: u, ClientID: "com.betterkey.app", RefreshToken: sealed, CreatedAt: start}); err != nil {
+		if err := grants.PutAppleGrant(t.Context(), domain.AppleGrant{UserID: u, ClientID: client, RefreshToken: sealed, CreatedAt: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	put(l.user.ID, "com.betterkey.app", start.Add(-time.Hour))
+	put(l.user.ID, "com.betterkey.app.watchkitapp", start)
+	put(other.user.ID, "com.betterkey.app", start.Add(-time.Hour))
 	if rec, err := h.svc.ReceiveApple(t.Context(), h.apple.sign("jti-g", domain.AppleConsentRevoked, "sub-1")); err != nil || rec.Outcome != webhook.OutcomeStored {
 		t.Fatalf("ReceiveApple = %+v, %v", rec, err)
 	}
-	if list, _ := grants.AppleGrants(t.Context(), l.user.ID); len(list) != 0 {
-		t.Errorf("grants after consent-revoked: %v, want none", list)
+	if list, _ := grants.AppleGrants(t.Context(), l.user.ID); len(list) != 1 || list[0].ClientID != "com.betterkey.app.watchkitapp" {
+		t.Errorf("grants after consent-revoked: %v, want only the one obtained after it", list)
 	}
 	if list, _ := grants.AppleGrants(t.Context(), other.user.ID); len(list) != 1 {
 		t.Errorf("another user's grants: %v, want kept", list)

@@ -75,11 +75,11 @@ func (c Config) withDefaults() Config {
 }
 
 // AccountDeleter erases an account, idempotently, revoking its sessions first; force names the
-// upstreams it may go ahead without. ForgetAppleGrants drops the
-// account's Apple refresh tokens after the user revoked consent. The account service is one.
+// upstreams it may go ahead without. ForgetAppleGrants drops the Apple refresh tokens obtained
+// before the user revoked consent. The account service is one.
 type AccountDeleter interface {
 	Delete(ctx context.Context, user domain.UserID, force domain.ErasureForce) error
-	ForgetAppleGrants(ctx context.Context, user domain.UserID) error
+	ForgetAppleGrants(ctx context.Context, user domain.UserID, revokedAt time.Time) error
 }
 
 // Deps are the ports the webhook use cases need.
