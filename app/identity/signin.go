@@ -89,9 +89,12 @@ func (s *Service) SignIn(ctx context.Context, in SignInInput) (Tokens, error) {
 		return Tokens{}, fmt.Errorf("consume nonce: %w", err)
 	}
 	// An account being erased is refused before its code is redeemed, so no new Apple grant
-	// starts on it; the check after findOrCreateUser catches an erasure that began meanwhile.
-	if u, err := s.d.Users.GetByApple(ctx, id.Issuer, id.Subject); err == nil && u.DeletionRequestedAt != nil {
-		return Tokens{}, fmt.Errorf("sign in: %w", domain.ErrAccountDeletionPending)
+	// starts on it; the check after findOrCreateUser catches an erasure that began meanwhile
+	// (and is the only one a sign-in without a code needs).
+	if !in.AuthorizationCode.Empty() && s.d.AppleTokens != nil {
+		if u, err := s.d.Users.GetByApple(ctx, id.Issuer, id.Subject); err == nil && u.DeletionRequestedAt != nil {
+			return Tokens{}, fmt.Errorf("sign in: %w", domain.ErrAccountDeletionPending)
+		}
 	}
 	exchanged, grantErr := s.exchangeCode(ctx, id, in.AuthorizationCode)
 	if errors.Is(grantErr, domain.ErrInvalidAuthorizationCode) {
