@@ -112,9 +112,10 @@ func mayHaveExecuted(err error) bool {
 }
 
 // finish records how a command ended, under its row lock, even while the process stops (with its
-// own FinishTimeout), then wakes this process's waiters. After a success it stores the lock state
-// the command implies (source "command"), keeping the openings last observed. A command someone
-// else ended first (a sweep after a lost lease) keeps their verdict.
+// own FinishTimeout). After a success it stores the lock state the command implies (source
+// "command"), keeping the openings last observed; only then does it wake this process's waiters,
+// so an app that long-polled the command and then reads the status sees the command's effect. A
+// command someone else ended first (a sweep after a lost lease) keeps their verdict.
 func (s *Service) finish(ctx context.Context, id domain.CommandID, apply func(*domain.Command) error, o *outcome) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FinishTimeout)
 	defer cancel()
@@ -126,15 +127,20 @@ func (s *Service) finish(ctx context.Context, id domain.CommandID, apply func(*d
 		s.d.Report("record command outcome", err)
 		return
 	}
+	if c.Status == domain.CommandSucceeded && o != nil && o.vehicle != nil {
+		s.saveCommandStatus(ctx, c, o.vehicle.Status)
+	}
 	s.d.Observer.Finished(c)
 	s.waiters.wake(id)
-	if c.Status != domain.CommandSucceeded || o == nil || o.vehicle == nil {
-		return
-	}
+}
+
+// saveCommandStatus stores the lock state a succeeded command implies, keeping the openings of
+// prev, the status last observed.
+func (s *Service) saveCommandStatus(ctx context.Context, c domain.Command, prev *domain.VehicleStatus) {
 	locked := c.Action == domain.CommandLock
 	at := *c.FinishedAt
 	st := domain.VehicleStatus{VehicleID: c.VehicleID, Locked: &locked, ObservedAt: at, FetchedAt: at, Source: domain.StatusCommand}
-	if prev := o.vehicle.Status; prev != nil {
+	if prev != nil {
 		st.Doors, st.Windows = prev.Doors, prev.Windows
 	}
 	if _, err := s.d.Connections.SaveStatus(ctx, st); err != nil && !errors.Is(err, domain.ErrNotFound) {
