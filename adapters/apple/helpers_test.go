@@ -3,12 +3,12 @@ package apple_test
 import (
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/betterkey/backend/adapters/apple"
 	"github.com/betterkey/backend/adapters/apple/applesim"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 const (
@@ -19,30 +19,12 @@ const (
 // start is a fixed instant so token times in failures are readable.
 var start = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
-// fakeClock is shared by the simulator and the verifier, so tests move time instead of sleeping.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is one simulated Apple behind real HTTP and a verifier pointed at it.
 type env struct {
 	sim   *applesim.Simulator
 	srv   *httptest.Server
 	v     *apple.Verifier
-	clock *fakeClock
+	clock *fakeclock.Clock
 	cfg   apple.Config
 }
 
@@ -50,7 +32,7 @@ type env struct {
 // phone and watch audiences; edit adjusts the config before New.
 func newEnv(t testing.TB, edit func(*apple.Config)) *env {
 	t.Helper()
-	clock := &fakeClock{t: start}
+	clock := fakeclock.New(start)
 	sim, err := applesim.New(applesim.Options{Keys: 2, Now: clock.Now, DefaultAudience: phoneAud})
 	if err != nil {
 		t.Fatalf("new simulator: %v", err)

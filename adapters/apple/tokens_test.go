@@ -26,6 +26,7 @@ import (
 	"github.com/betterkey/backend/adapters/apple"
 	"github.com/betterkey/backend/adapters/apple/applesim"
 	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 const (
@@ -38,7 +39,7 @@ const (
 type tokenEnv struct {
 	sim   *applesim.Simulator
 	srv   *httptest.Server
-	clock *fakeClock
+	clock *fakeclock.Clock
 	v     *apple.Verifier
 	tc    *apple.TokenClient
 	p8    []byte
@@ -51,7 +52,7 @@ type tokenEnv struct {
 
 func newTokenEnv(t *testing.T) *tokenEnv {
 	t.Helper()
-	e := &tokenEnv{clock: &fakeClock{t: start}}
+	e := &tokenEnv{clock: fakeclock.New(start)}
 	sim, err := applesim.New(applesim.Options{Keys: 2, Now: e.clock.Now})
 	if err != nil {
 		t.Fatalf("new simulator: %v", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/betterkey/backend/adapters/apple"
 	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 func TestUnverifiedSkipsSignatureButChecksClaims(t *testing.T) {
@@ -21,7 +22,7 @@ func TestUnverifiedSkipsSignatureButChecksClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: start}
+	clock := fakeclock.New(start)
 	u.SetNow(clock.Now)
 	forger, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

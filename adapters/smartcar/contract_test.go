@@ -10,11 +10,12 @@ import (
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 	"github.com/betterkey/backend/test/contract"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 // simControl drives the simulator for the contract suite.
 type simControl struct {
-	*fakeClock
+	*fakeclock.Clock
 	env *simEnv
 }
 
@@ -119,6 +120,6 @@ func (c simControl) RefreshGrace() time.Duration { return smartcarsim.DefaultRef
 func TestVehicleAPIContractAgainstSimulator(t *testing.T) {
 	contract.VehicleAPI(t, func(t *testing.T) (ports.VehicleAPI, contract.VehicleAPIControl) {
 		env := newSimEnv(t)
-		return env.client, simControl{fakeClock: env.clock, env: env}
+		return env.client, simControl{Clock: env.clock, env: env}
 	})
 }

@@ -3,13 +3,13 @@ package smartcar_test
 import (
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/betterkey/backend/adapters/smartcar"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 const redirectURI = "https://betterkey.test/v1/smartcar/callback"
@@ -17,36 +17,19 @@ const redirectURI = "https://betterkey.test/v1/smartcar/callback"
 // start is the fake clock's origin.
 var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // simEnv is the adapter talking to the simulator over real HTTP, the simulator mounted under
 // /smartcar as the dev server mounts it.
 type simEnv struct {
 	sim    *smartcarsim.Simulator
 	client *smartcar.Client
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	base   string
 	srv    *httptest.Server
 }
 
 func newSimEnv(t *testing.T) *simEnv {
 	t.Helper()
-	clock := &fakeClock{t: start}
+	clock := fakeclock.New(start)
 	sim, err := smartcarsim.New(smartcarsim.Options{RedirectURIs: []string{redirectURI}, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func newGrantFixture(c ports.TokenCipher) grantFixture {
 		c = g.cipher
 	}
 	g.svc = identity.New(identity.Deps{Users: f.users, Sessions: f.sessions, Nonces: memory.NewNonces(), Apple: fakeAppleAud{}, Tokens: fakeTokens{},
-		AppleTokens: g.apple, AppleGrants: g.grants, Cipher: c}, identity.Config{}).WithClock(f.clock.now)
+		AppleTokens: g.apple, AppleGrants: g.grants, Cipher: c}, identity.Config{}).WithClock(f.clock.Now)
 	return g
 }
 
@@ -166,7 +166,7 @@ func TestSignInRefusesAnAccountBeingDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.users.MarkDeleting(t.Context(), tok.UserID, g.clock.now()); err != nil {
+	if err := g.users.MarkDeleting(t.Context(), tok.UserID, g.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	sessions, _ := g.sessions.ListByUser(t.Context(), tok.UserID)

@@ -13,6 +13,7 @@ import (
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 // fakeApple accepts any token naming a subject it knows: "sub|nonceClaim".
@@ -45,30 +46,18 @@ func (fakeTokens) Verify(tok string, now time.Time) (ports.AccessClaims, error) 
 	return ports.AccessClaims{UserID: domain.UserID(u), SessionID: domain.SessionID(s), ExpiresAt: time.Unix(exp, 0)}, nil
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	svc      *identity.Service
-	clock    *clock
+	clock    *fakeclock.Clock
 	sessions *memory.Sessions
 	users    *memory.Users
 }
 
 func newFixture() fixture {
-	c := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	f := fixture{clock: c, sessions: memory.NewSessions(), users: memory.NewUsers()}
 	f.svc = identity.New(identity.Deps{Users: f.users, Sessions: f.sessions, Nonces: memory.NewNonces(), Apple: fakeApple{}, Tokens: fakeTokens{}},
-		identity.Config{}).WithClock(c.now)
+		identity.Config{}).WithClock(c.Now)
 	return f
 }
 
@@ -115,7 +104,7 @@ func TestNonceRules(t *testing.T) {
 		t.Fatalf("replayed nonce: got %v", err)
 	}
 	old, _, _ := f.svc.IssueNonce(t.Context())
-	f.clock.add(domain.NonceTTL)
+	f.clock.Advance(domain.NonceTTL)
 	if _, err := f.svc.SignIn(t.Context(), f.input("sub-1", old, "i")); !errors.Is(err, domain.ErrInvalidNonce) {
 		t.Fatalf("expired nonce: got %v", err)
 	}
@@ -174,7 +163,7 @@ func TestRefreshRejections(t *testing.T) {
 		t.Fatalf("empty: got %v", err)
 	}
 	idle := f.signIn(t, "sub-1", "a")
-	f.clock.add(30*24*time.Hour + time.Second)
+	f.clock.Advance(30*24*time.Hour + time.Second)
 	if _, err := f.svc.Refresh(t.Context(), idle.RefreshToken); !errors.Is(err, domain.ErrSessionExpired) {
 		t.Fatalf("idle-expired: got %v", err)
 	}
@@ -182,14 +171,14 @@ func TestRefreshRejections(t *testing.T) {
 	live := f.signIn(t, "sub-1", "b")
 	tok := live.RefreshToken
 	for range 4 {
-		f.clock.add(20 * 24 * time.Hour)
+		f.clock.Advance(20 * 24 * time.Hour)
 		next, err := f.svc.Refresh(t.Context(), tok)
 		if err != nil {
 			t.Fatal(err)
 		}
 		tok = next.RefreshToken
 	}
-	f.clock.add(11 * 24 * time.Hour)
+	f.clock.Advance(11 * 24 * time.Hour)
 	if _, err := f.svc.Refresh(t.Context(), tok); !errors.Is(err, domain.ErrSessionExpired) {
 		t.Fatalf("absolute-expired: got %v", err)
 	}
@@ -295,11 +284,11 @@ func TestLiveSessionsHidesRevokedAndIdleExpired(t *testing.T) {
 	if got := ids(); len(got) != 2 || slices.Contains(got, revoked.SessionID) {
 		t.Fatalf("live sessions = %v, want the two unrevoked ones", got)
 	}
-	f.clock.add(20 * 24 * time.Hour)
+	f.clock.Advance(20 * 24 * time.Hour)
 	if _, err := f.svc.Refresh(t.Context(), a.RefreshToken); err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
-	f.clock.add(11 * 24 * time.Hour) // the other session has now been idle for 31 days
+	f.clock.Advance(11 * 24 * time.Hour) // the other session has now been idle for 31 days
 	if got := ids(); len(got) != 1 || got[0] != a.SessionID {
 		t.Fatalf("live sessions after 31 idle days = %v, want only %s", got, a.SessionID)
 	}

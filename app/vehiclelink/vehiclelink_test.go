@@ -12,41 +12,30 @@ import (
 	"github.com/betterkey/backend/app/vehiclelink"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
+	"github.com/betterkey/backend/test/fakeclock"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type fixture struct {
 	svc    *vehiclelink.Service
 	api    *memory.VehicleAPI
 	conns  *memory.Connections
 	states *memory.ConnectStates
-	clock  *clock
+	clock  *fakeclock.Clock
 	users  *memory.Users
 }
 
 func newFixture(t *testing.T) fixture {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	api := memory.NewVehicleAPI(memory.VehicleAPIOptions{ConnectURL: "https://connect.example", ClientID: "client", RedirectURI: "https://api.example/cb", Mode: "simulated", Now: c.now})
+	c := fakeclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	api := memory.NewVehicleAPI(memory.VehicleAPIOptions{ConnectURL: "https://connect.example", ClientID: "client", RedirectURI: "https://api.example/cb", Mode: "simulated", Now: c.Now})
 	f := fixture{api: api, conns: memory.NewConnections(nil), states: memory.NewConnectStates(), clock: c, users: memory.NewUsers()}
-	f.svc = vehiclelink.New(vehiclelink.Deps{States: f.states, Connections: f.conns, API: api, Cipher: memory.NewCipher()}, vehiclelink.Config{}).WithClock(c.now)
+	f.svc = vehiclelink.New(vehiclelink.Deps{States: f.states, Connections: f.conns, API: api, Cipher: memory.NewCipher()}, vehiclelink.Config{}).WithClock(c.Now)
 	return f
 }
 
 func (f fixture) user(t *testing.T) domain.UserID {
 	t.Helper()
-	u := domain.NewUser(domain.AppleIdentity{Issuer: "https://appleid.apple.com", Subject: string(domain.NewUserID())}, f.clock.now())
+	u := domain.NewUser(domain.AppleIdentity{Issuer: "https://appleid.apple.com", Subject: string(domain.NewUserID())}, f.clock.Now())
 	if err := f.users.Create(t.Context(), u); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +117,7 @@ func TestStateRules(t *testing.T) {
 	}
 	// Expired state.
 	u2, _, _ := f.svc.StartConnect(t.Context(), alice, ports.ConnectOptions{})
-	f.clock.add(domain.ConnectStateTTL + time.Second)
+	f.clock.Advance(domain.ConnectStateTTL + time.Second)
 	if _, err := f.svc.Callback(t.Context(), vehiclelink.CallbackInput{State: stateOf(t, u2), Code: code}); !errors.Is(err, vehiclelink.ErrConnectStateInvalid) {
 		t.Fatalf("expired state: %v", err)
 	}
@@ -190,7 +179,7 @@ func TestPendingLinkRules(t *testing.T) {
 
 	// The happy path links to the state's user, with the vehicles as the list shows them.
 	pending := f.callback(t, alice, owner)
-	if want := f.clock.now().Add(domain.PendingLinkTTL); !pending.ExpiresAt.Equal(want) {
+	if want := f.clock.Now().Add(domain.PendingLinkTTL); !pending.ExpiresAt.Equal(want) {
 		t.Errorf("link expires at %v, want %v", pending.ExpiresAt, want)
 	}
 	linked, err := f.svc.CompleteConnect(t.Context(), alice, pending.Link)
@@ -208,7 +197,7 @@ func TestPendingLinkRules(t *testing.T) {
 	}
 	// An expired link is refused, and nothing more is linked.
 	expired := f.callback(t, alice, owner)
-	f.clock.add(domain.PendingLinkTTL)
+	f.clock.Advance(domain.PendingLinkTTL)
 	if _, err := f.svc.CompleteConnect(t.Context(), alice, expired.Link); !errors.Is(err, vehiclelink.ErrConnectLinkInvalid) {
 		t.Fatalf("expired link: %v", err)
 	}
@@ -217,7 +206,7 @@ func TestPendingLinkRules(t *testing.T) {
 	}
 	// The sweep removes links nobody confirmed.
 	f.callback(t, alice, owner)
-	f.clock.add(domain.PendingLinkTTL + time.Second)
+	f.clock.Advance(domain.PendingLinkTTL + time.Second)
 	if n, err := f.svc.SweepStates(t.Context()); err != nil || n != 1 {
 		t.Fatalf("SweepStates = %d, %v; want 1", n, err)
 	}
@@ -227,7 +216,7 @@ func TestExpiredAccessTokenIsRefreshedOnceAndStoredFirst(t *testing.T) {
 	f := newFixture(t)
 	user := f.user(t)
 	linked, _ := f.link(t, user, 1)
-	f.clock.add(3 * time.Hour) // past the 2 h access token
+	f.clock.Advance(3 * time.Hour) // past the 2 h access token
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	for i := range errs {
@@ -248,7 +237,7 @@ func TestExpiredAccessTokenIsRefreshedOnceAndStoredFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.AccessExpiresAt.After(f.clock.now()) {
+	if !c.AccessExpiresAt.After(f.clock.Now()) {
 		t.Fatal("the refreshed token set was not stored")
 	}
 }
@@ -258,7 +247,7 @@ func TestDeadRefreshTokenMarksNeedsReauth(t *testing.T) {
 	user := f.user(t)
 	linked, owner := f.link(t, user, 1)
 	f.api.RevokeConsent(owner)
-	f.clock.add(3 * time.Hour)
+	f.clock.Advance(3 * time.Hour)
 	err := f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil })
 	if !domain.RequiresReconnect(err) {
 		t.Fatalf("got %v", err)
@@ -282,7 +271,7 @@ func TestRenewDueRefreshesBeforeTheCliff(t *testing.T) {
 	if renewed, _, _ := f.svc.RenewDue(t.Context(), 10); renewed != 0 {
 		t.Fatalf("renewed a fresh connection")
 	}
-	f.clock.add(31 * 24 * time.Hour)
+	f.clock.Advance(31 * 24 * time.Hour)
 	if renewed, failed, err := f.svc.RenewDue(t.Context(), 10); err != nil || renewed != 1 || failed != 0 {
 		t.Fatalf("renewed %d failed %d: %v", renewed, failed, err)
 	}
@@ -326,7 +315,7 @@ func TestRotatedAwayRefreshTokenNeedsReauth(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A refresh rotates the token set; then the old set is put back, as if the new one was lost.
-	f.clock.add(3 * time.Hour)
+	f.clock.Advance(3 * time.Hour)
 	if err := f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +325,7 @@ func TestRotatedAwayRefreshTokenNeedsReauth(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.add(domain.VehicleRefreshGrace + time.Minute)
+	f.clock.Advance(domain.VehicleRefreshGrace + time.Minute)
 	err = f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil })
 	if !errors.Is(err, domain.ErrReauthRequired) {
 		t.Fatalf("got %v", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 const (
@@ -23,23 +24,6 @@ const (
 
 // start is the fake clock's origin.
 var start = time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // fakeNotifications accepts the payloads it was given, as Apple's verifier would accept tokens
 // Apple signed; anything else is invalid.
@@ -94,7 +78,7 @@ type harness struct {
 	svc      *webhook.Service
 	deps     webhook.Deps
 	cfg      webhook.Config
-	clock    *clock
+	clock    *fakeclock.Clock
 	inbox    *memory.WebhookInbox
 	conns    *memory.Connections
 	users    *memory.Users
@@ -117,7 +101,7 @@ func newHarness(t *testing.T, cfg webhook.Config, secrets ...string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{clock: &clock{t: start}, inbox: memory.NewWebhookInbox(), conns: memory.NewConnections(nil),
+	h := &harness{clock: fakeclock.New(start), inbox: memory.NewWebhookInbox(), conns: memory.NewConnections(nil),
 		users: memory.NewUsers(), sessions: memory.NewSessions(), apple: &fakeNotifications{valid: map[string]domain.AppleNotification{}}}
 	h.unlink = &fakeDisconnector{conns: h.conns}
 	h.sim, err = smartcarsim.New(smartcarsim.Options{RedirectURIs: []string{"https://betterkey.test/cb"}, ManagementToken: currentSecret,

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,34 +16,18 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 const appAud = "com.betterkey.app"
 
 var start = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newSim starts a simulator mounted under /apple, as the dev server mounts it, and returns it
 // with the base URL of its routes.
-func newSim(t *testing.T, opts applesim.Options) (*applesim.Simulator, string, *fakeClock) {
+func newSim(t *testing.T, opts applesim.Options) (*applesim.Simulator, string, *fakeclock.Clock) {
 	t.Helper()
-	clock := &fakeClock{t: start}
+	clock := fakeclock.New(start)
 	opts.Now = clock.Now
 	if opts.DefaultAudience == "" {
 		opts.DefaultAudience = appAud

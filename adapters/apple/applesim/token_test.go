@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 const (
@@ -82,7 +83,7 @@ func TestSimIdentityTokenEndpointHashesTheRawNonce(t *testing.T) {
 type tokenEnv struct {
 	sim   *applesim.Simulator
 	base  string
-	clock *fakeClock
+	clock *fakeclock.Clock
 	p8    []byte
 }
 

@@ -7,44 +7,27 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/test/fakeclock"
 )
 
 const appRedirect = "https://app.example/smartcar/callback?from=sim"
 
 var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a simulator mounted under /smartcar behind httptest, as the dev server mounts it.
 type env struct {
 	sim   *smartcarsim.Simulator
 	base  string
-	clock *fakeClock
+	clock *fakeclock.Clock
 }
 
 func newEnv(t *testing.T, opts smartcarsim.Options) *env {
 	t.Helper()
-	clock := &fakeClock{t: start}
+	clock := fakeclock.New(start)
 	opts.Now = clock.Now
 	if len(opts.RedirectURIs) == 0 {
 		opts.RedirectURIs = []string{appRedirect, "https://other.example/cb"}
