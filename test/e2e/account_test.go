@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -47,21 +46,11 @@ func (e *env) linkedOwner() owner {
 // userRows counts, per table, the rows that belong to user, read straight from PostgreSQL.
 func (e *env) userRows(user string) map[string]int {
 	e.t.Helper()
-	conn, err := pgx.Connect(e.t.Context(), e.dbURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
 	out := map[string]int{}
 	for table, column := range map[string]string{"users": "id", "sessions": "user_id", "connections": "user_id",
 		"vehicles": "user_id", "sealed_secrets": "user_id", "commands": "user_id", "connect_states": "user_id",
 		"pending_links": "user_id"} {
-		var n int
-		q := "SELECT count(*) FROM " + pgx.Identifier{table}.Sanitize() + " WHERE " + pgx.Identifier{column}.Sanitize() + " = $1"
-		if err := conn.QueryRow(e.t.Context(), q, user).Scan(&n); err != nil {
-			e.t.Fatal(err)
-		}
-		out[table] = n
+		out[table] = e.scalar("SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()+" WHERE "+pgx.Identifier{column}.Sanitize()+" = $1", user)
 	}
 	return out
 }
@@ -199,29 +188,29 @@ func TestDeleteAccountWhileSmartcarIsDown(t *testing.T) {
 // erased account or its vehicles.
 func (e *env) assertAuditOf(n int, ids ...string) {
 	e.t.Helper()
-	conn, err := pgx.Connect(e.t.Context(), e.dbURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(e.t.Context(), `SELECT id::text, account_pseudonym::text, vehicle_pseudonym::text, action FROM command_audit`)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer rows.Close()
 	got := 0
-	for rows.Next() {
-		var id, account, vehicle, action string
-		if err := rows.Scan(&id, &account, &vehicle, &action); err != nil {
+	e.withDB(func(conn *pgx.Conn) {
+		rows, err := conn.Query(e.t.Context(), `SELECT id::text, account_pseudonym::text, vehicle_pseudonym::text FROM command_audit`)
+		if err != nil {
 			e.t.Fatal(err)
 		}
-		got++
-		for _, x := range ids {
-			if id == x || account == x || vehicle == x {
-				e.t.Errorf("audit entry %s names %s", id, x)
+		defer rows.Close()
+		for rows.Next() {
+			var id, account, vehicle string
+			if err := rows.Scan(&id, &account, &vehicle); err != nil {
+				e.t.Fatal(err)
+			}
+			got++
+			for _, x := range ids {
+				if id == x || account == x || vehicle == x {
+					e.t.Errorf("audit entry %s names %s", id, x)
+				}
 			}
 		}
-	}
+		if err := rows.Err(); err != nil {
+			e.t.Fatal(err)
+		}
+	})
 	if got != n {
 		e.t.Errorf("%d audit entries, want %d", got, n)
 	}

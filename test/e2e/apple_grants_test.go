@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/fx"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
@@ -34,17 +32,7 @@ func (e *env) appleKeyLines() []string {
 // appleGrantRows counts the sealed Apple refresh tokens of user.
 func (e *env) appleGrantRows(user string) int {
 	e.t.Helper()
-	conn, err := pgx.Connect(e.t.Context(), e.dbURL)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(e.t.Context(), `SELECT count(*) FROM sealed_secrets WHERE purpose = 'apple.refresh_token' AND user_id = $1`,
-		user).Scan(&n); err != nil {
-		e.t.Fatal(err)
-	}
-	return n
+	return e.scalar(`SELECT count(*) FROM sealed_secrets WHERE purpose = 'apple.refresh_token' AND user_id = $1`, user)
 }
 
 // assertNoAppleTokenLeaks scans responses, logs and the database for every refresh token the

@@ -306,14 +306,29 @@ func (e *env) signIn(sub, install, device string) session {
 // count returns the number of rows in table, read straight from PostgreSQL.
 func (e *env) count(table string) int {
 	e.t.Helper()
+	return e.scalar("SELECT count(*) FROM " + pgx.Identifier{table}.Sanitize())
+}
+
+// withDB runs fn on a connection of its own to the server's database, for the checks that read
+// what the server stored.
+func (e *env) withDB(fn func(*pgx.Conn)) {
+	e.t.Helper()
 	conn, err := pgx.Connect(e.t.Context(), e.dbURL)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	fn(conn)
+}
+
+// scalar runs a query that answers one integer.
+func (e *env) scalar(q string, args ...any) int {
+	e.t.Helper()
 	var n int
-	if err := conn.QueryRow(e.t.Context(), "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
-		e.t.Fatal(err)
-	}
+	e.withDB(func(conn *pgx.Conn) {
+		if err := conn.QueryRow(e.t.Context(), q, args...).Scan(&n); err != nil {
+			e.t.Fatal(err)
+		}
+	})
 	return n
 }
