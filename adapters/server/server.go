@@ -56,6 +56,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newVehicleAPI,
 			newVehicleLink,
 			newAppleVerifier,
+			newAppleKeys,
 			newAppleTokens,
 			newAccessTokens,
 			newIdentity,
@@ -120,7 +121,7 @@ func newAccessTokens(cfg config.Config) (ports.AccessTokens, error) {
 // newAppleTokens builds the client of Apple's token and revoke endpoints. Without a configured
 // client key (development only) the built-in simulator's freshly generated key stands in, or,
 // with no simulator either, authorization codes are not redeemed at all.
-func newAppleTokens(cfg config.Config, log *slog.Logger, verifier ports.AppleVerifier, sims *Simulators) (AppleTokens, error) {
+func newAppleTokens(cfg config.Config, log *slog.Logger, keys AppleKeys, sims *Simulators) (AppleTokens, error) {
 	tc := apple.TokenConfig{TokenURL: cfg.AppleTokenURL, RevokeURL: cfg.AppleRevokeURL,
 		TeamID: cfg.AppleTeamID, KeyID: cfg.AppleKeyID, PrivateKey: cfg.ApplePrivateKey}
 	if tc.PrivateKey.Empty() {
@@ -135,20 +136,25 @@ func newAppleTokens(cfg config.Config, log *slog.Logger, verifier ports.AppleVer
 		}
 		tc.PrivateKey = domain.NewSecret(string(p8))
 	}
-	// The code exchange verifies Apple's id_token with Apple's keys even when the development
-	// shortcut leaves identity tokens unverified.
-	keys, ok := verifier.(*apple.Verifier)
-	if !ok {
-		var err error
-		if keys, err = apple.NewFromConfig(appleConfig(cfg)); err != nil {
-			return AppleTokens{}, err
-		}
-	}
-	c, err := apple.NewTokenClient(tc, keys, nil)
+	c, err := apple.NewTokenClient(tc, keys.Verifier, nil)
 	if err != nil {
 		return AppleTokens{}, err
 	}
 	return AppleTokens{c}, nil
+}
+
+// AppleKeys is the verifier of everything Apple signs besides identity tokens: notifications,
+// which can delete an account, and the id_token of a code exchange. It is the identity verifier
+// when that is the real one, so all share one key cache; with the development shortcut on,
+// identity tokens go unverified, but these are still checked, by a verifier of their own.
+type AppleKeys struct{ *apple.Verifier }
+
+func newAppleKeys(cfg config.Config, identity ports.AppleVerifier) (AppleKeys, error) {
+	if v, ok := identity.(*apple.Verifier); ok {
+		return AppleKeys{v}, nil
+	}
+	v, err := apple.NewFromConfig(appleConfig(cfg))
+	return AppleKeys{v}, err
 }
 
 // AppleTokens holds the Apple token client, nil when codes are not redeemed. It is a struct so

@@ -23,3 +23,16 @@ func TestGraphIsComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGraphIsCompleteWithTheVerifyShortcut: with identity tokens unverified (development only),
+// notifications and code exchanges still get a verifier of Apple's keys.
+func TestGraphIsCompleteWithTheVerifyShortcut(t *testing.T) {
+	env := map[string]string{"BETTERKEY_DEV_SKIP_APPLE_VERIFY": "true"}
+	cfg, err := config.Load(func(k string) string { return env[k] }, sessiontoken.GenerateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.ValidateApp(server.Options(cfg, server.NewLogger(cfg, io.Discard))); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -33,24 +33,14 @@ func newVehicleEvents(cfg config.Config, log *slog.Logger) (ports.VehicleEvents,
 }
 
 // newAppleNotifications verifies Apple's notifications for the primary app id, the first of
-// BETTERKEY_APPLE_AUDIENCES. It shares the identity verifier's key cache when the graph holds
-// the real one. With the development shortcut on, identity tokens go unverified but
-// notifications, which can delete an account, are still checked against Apple's keys, by a
-// verifier of their own.
-func newAppleNotifications(cfg config.Config, identity ports.AppleVerifier) (ports.AppleNotificationVerifier, error) {
+// BETTERKEY_APPLE_AUDIENCES, with Apple's keys (see AppleKeys).
+func newAppleNotifications(cfg config.Config, keys AppleKeys) (ports.AppleNotificationVerifier, error) {
 	ac := appleConfig(cfg)
-	keys, ok := identity.(*apple.Verifier)
-	if !ok {
-		var err error
-		if keys, err = apple.NewFromConfig(ac); err != nil {
-			return nil, err
-		}
-	}
 	primary := ""
 	if len(cfg.AppleAudiences) > 0 {
 		primary = cfg.AppleAudiences[0]
 	}
-	return apple.NewNotifications(keys, ac, primary)
+	return apple.NewNotifications(keys.Verifier, ac, primary)
 }
 
 type webhookDeps struct {
