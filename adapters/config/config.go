@@ -84,7 +84,13 @@ type Config struct {
 	TLSCertFile         string
 	TLSKeyFile          string
 	TrustForwardedProto bool
-	ShutdownGracePeriod time.Duration
+	// ShutdownDelay is how long a replica keeps serving after SIGTERM with /readyz at 503, so the
+	// load balancer stops routing to it before its listeners close; ShutdownGrace then bounds
+	// http.Server.Shutdown.
+	ShutdownDelay time.Duration
+	ShutdownGrace time.Duration
+	// RequestTimeout bounds each REST request's work; a long-poll gets its wait on top.
+	RequestTimeout      time.Duration
 	generatedSigningKey bool
 }
 
@@ -146,8 +152,16 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		TLSCertFile:          r.str("TLS_CERT_FILE", ""),
 		TLSKeyFile:           r.str("TLS_KEY_FILE", ""),
 		TrustForwardedProto:  r.boolean("TRUST_FORWARDED_PROTO", false),
-		ShutdownGracePeriod:  r.duration("SHUTDOWN_GRACE_PERIOD", 20*time.Second),
+		// SHUTDOWN_GRACE_PERIOD is the first wave's name of SHUTDOWN_GRACE, still read.
+		ShutdownGrace:  r.duration("SHUTDOWN_GRACE", r.duration("SHUTDOWN_GRACE_PERIOD", 20*time.Second)),
+		RequestTimeout: r.duration("REQUEST_TIMEOUT", 10*time.Second),
 	}
+	// A load balancer needs a moment to see /readyz fail; on a laptop nobody is routing.
+	delay := 5 * time.Second
+	if c.Env == Development {
+		delay = 0
+	}
+	c.ShutdownDelay = r.duration("SHUTDOWN_DELAY", delay)
 	for _, t := range r.list("ADMIN_TOKENS", nil) {
 		c.AdminTokens = append(c.AdminTokens, domain.NewSecret(t))
 	}
@@ -226,6 +240,12 @@ func (c *Config) applyDevelopmentDefaults(genKey func() domain.Secret) {
 	}
 }
 
+// StopTimeout is how long a stop may take in all: the delay, the listeners' grace, and time for
+// the command worker to record what it cut short. fx's stop timeout is this, never shorter.
+func (c Config) StopTimeout() time.Duration {
+	return c.ShutdownDelay + c.ShutdownGrace + 10*time.Second
+}
+
 // Validate enforces the rules that keep staging and production fail-closed.
 func (c Config) Validate() error {
 	var errs []error
@@ -296,6 +316,12 @@ func (c Config) Validate() error {
 	}
 	if c.CommandLockLimit < 1 || c.CommandUnlockLimit < 1 || c.CommandLimitWindow <= 0 {
 		add("BETTERKEY_COMMAND_LOCK_LIMIT, _UNLOCK_LIMIT and _LIMIT_WINDOW must be positive")
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > time.Minute || c.ShutdownGrace <= 0 || c.ShutdownGrace > 5*time.Minute {
+		add("BETTERKEY_SHUTDOWN_DELAY must be between 0 and 1m and BETTERKEY_SHUTDOWN_GRACE between 0 and 5m")
+	}
+	if c.RequestTimeout < time.Second || c.RequestTimeout > 2*time.Minute {
+		add("BETTERKEY_REQUEST_TIMEOUT must be between 1s and 2m")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		add("BETTERKEY_TLS_CERT_FILE and BETTERKEY_TLS_KEY_FILE go together")
@@ -409,6 +435,9 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_COMMAND_LOCK_LIMIT", c.CommandLockLimit)
 	line("BETTERKEY_COMMAND_UNLOCK_LIMIT", c.CommandUnlockLimit)
 	line("BETTERKEY_COMMAND_LIMIT_WINDOW", c.CommandLimitWindow)
+	line("BETTERKEY_SHUTDOWN_DELAY", c.ShutdownDelay)
+	line("BETTERKEY_SHUTDOWN_GRACE", c.ShutdownGrace)
+	line("BETTERKEY_REQUEST_TIMEOUT", c.RequestTimeout)
 	return out
 }
 

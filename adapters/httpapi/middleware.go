@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,23 @@ func (a *api) accessLog(c *gin.Context) {
 		attrs = append(attrs, slog.String("code", code))
 	}
 	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request", attrs...)
+}
+
+// longPollRoute is the one route whose handler waits on purpose; its deadline includes the wait.
+const longPollRoute = "/v1/commands/:id"
+
+// withDeadline bounds the request's context, so a database or upstream that stops answering
+// (packets dropped rather than refused) ends the request as 503 within the deadline instead of
+// holding it until TCP gives up.
+func (a *api) withDeadline(c *gin.Context) {
+	d := a.opts.RequestTimeout
+	if c.FullPath() == longPollRoute {
+		d += maxWaitSeconds * time.Second
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
 }
 
 // limitBody caps every request body; an honest Content-Length over the cap is refused before a

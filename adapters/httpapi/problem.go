@@ -55,12 +55,21 @@ func problemFor(err error, requestID string) Problem {
 		e = &internalProblem
 	}
 	status := statusByKind[e.Kind]
-	return Problem{
+	p := Problem{
 		Type:   "https://betterkey.app/problems/" + e.Code,
 		Title:  http.StatusText(status),
 		Status: status, Detail: e.Msg, Code: e.Code, RequestID: requestID,
 	}
+	if status == http.StatusServiceUnavailable {
+		p.RetryAfterSeconds = unavailableRetryAfter
+	}
+	return p
 }
+
+// unavailableRetryAfter is the Retry-After of every 503: long enough for a load balancer to route
+// around a draining replica or a database to come back from a restart, short enough that a
+// user's tap is retried while they still look at the screen.
+const unavailableRetryAfter = 2
 
 // fail writes err as problem+json and aborts the chain. Server-side failures are logged once here
 // with the wrapped context; client errors are not logged as errors.

@@ -4,8 +4,10 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +27,9 @@ type Options struct {
 	TrustForwardedProto bool
 	// AppReturnURL is where the Smartcar callback sends the owner back, with status and code.
 	AppReturnURL string
+	// RequestTimeout bounds each request's work (database, cipher, upstream calls); a long-poll
+	// gets its wait on top. Zero means 10 seconds.
+	RequestTimeout time.Duration
 }
 
 // Deps are the use cases and probes the routes call.
@@ -54,6 +59,9 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 64 << 10
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 10 * time.Second
+	}
 	m, err := newMetrics(d.Registry)
 	if err != nil {
 		return nil, err
@@ -66,7 +74,7 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	if err := a.mountWebhooks(r); err != nil { // before Use: the webhook routes carry their own chain
 		return nil, err
 	}
-	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.secureTransport, a.limitBody)
+	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.withDeadline, a.secureTransport, a.limitBody)
 	r.NoRoute(func(c *gin.Context) { a.fail(c, errRouteNotFound) })
 	r.NoMethod(func(c *gin.Context) { a.fail(c, errMethodNotAllowed) })
 
@@ -101,11 +109,19 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 
 func (a *api) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 
+// readyz answers 200 while this replica should get traffic. A failed dependency is logged as a
+// warning (the probe runs every few seconds, the 503s are counted); a drain is expected and not
+// logged at all, its own log lines say when it began and ended.
 func (a *api) readyz(c *gin.Context) {
 	if a.Ready != nil {
 		if err := a.Ready(c.Request.Context()); err != nil {
-			a.log.WarnContext(c.Request.Context(), "not ready", slog.String("error", err.Error()))
-			a.fail(c, errNotReady)
+			why := errNotReady
+			if errors.Is(err, ErrDraining) {
+				why = ErrDraining
+			} else {
+				a.log.WarnContext(c.Request.Context(), "not ready", slog.String("error", err.Error()))
+			}
+			writeProblem(c, problemFor(why, requestID(c)))
 			return
 		}
 	}

@@ -74,7 +74,7 @@ func (s *Commands) Admit(ctx context.Context, cmd domain.Command, leaseUntil tim
 	row := commandFromDomain(cmd)
 	now, leaseUntil = dbTime(now), dbTime(leaseUntil)
 	var out ports.Admission
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		claimed, tookOver, err := s.claimVehicle(tx, row, leaseUntil, now)
 		if err != nil {
 			return err

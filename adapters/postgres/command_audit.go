@@ -35,7 +35,7 @@ func (s *Commands) ArchiveHistory(ctx context.Context, user domain.UserID, now t
 		return nil, nil
 	}
 	var entries []domain.AuditEntry
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		q := tx.Where("user_id = ?", string(user)).Order("created_at, id")
 		if s.db.dialect == DialectPostgres {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE"})

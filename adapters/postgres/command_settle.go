@@ -28,7 +28,7 @@ func (s *Commands) SettleUnknown(ctx context.Context, vehicle domain.VehicleID, 
 	}
 	now = dbTime(now)
 	var out []domain.Command
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		out = nil
 		var rows []commandRow
 		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).

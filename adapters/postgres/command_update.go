@@ -33,7 +33,7 @@ func (s *Commands) Dispatch(ctx context.Context, id domain.CommandID, now, lease
 		return domain.Command{}, fmt.Errorf("dispatch command: %w", domain.ErrNotFound)
 	}
 	var out domain.Command
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		var r commandRow
 		if err := tx.Clauses(lockRow()).Where("id = ?", string(id)).Take(&r).Error; err != nil {
 			return translate("lock command", err)
@@ -85,7 +85,7 @@ func (s *Commands) ClaimAccepted(ctx context.Context, createdBefore, now, leaseU
 	}
 	now, leaseUntil = dbTime(now), dbTime(leaseUntil)
 	var out []domain.Command
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		out = nil
 		var rows []commandRow
 		err := tx.Clauses(lockOrSkip()).
@@ -133,7 +133,7 @@ func (s *Commands) Update(ctx context.Context, id domain.CommandID, fn func(*dom
 		saved domain.Command
 		fnErr error
 	)
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		var r commandRow
 		if err := tx.Clauses(lockRow()).Where("id = ?", string(id)).Take(&r).Error; err != nil {
 			return translate("lock command", err)
@@ -188,7 +188,7 @@ func (s *Commands) Sweep(ctx context.Context, now time.Time, limit int) ([]domai
 	}
 	now = dbTime(now)
 	var out []domain.Command
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		out = nil
 		var rows []commandRow
 		err := tx.Clauses(lockOrSkip()).Where(whereInFlight).

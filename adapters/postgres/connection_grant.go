@@ -21,7 +21,7 @@ func (s *Connections) SaveGrant(ctx context.Context, c domain.Connection, vehicl
 	}
 	row := connectionFromDomain(c)
 	var out []domain.Vehicle
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		cur, err := lockConnection(tx, "user_id = ? AND smartcar_user_id = ?", row.UserID, row.SmartcarUserID)
 		if err != nil {
 			return err

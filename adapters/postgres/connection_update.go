@@ -25,7 +25,7 @@ func (s *Connections) Update(ctx context.Context, id domain.ConnectionID, fn fun
 		saved domain.Connection
 		fnErr error
 	)
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		cur, err := lockConnection(tx, "id = ?", string(id))
 		if err != nil {
 			return err

@@ -25,6 +25,13 @@ import (
 	"gorm.io/gorm/logger"
 )
 
+// The PostgreSQL ceilings the service sets when the URL names none (statement_timeout and
+// connect_timeout). A request's own deadline (10 s by default) is the outer bound.
+const (
+	StatementTimeout = 5 * time.Second
+	ConnectTimeout   = 3 * time.Second
+)
+
 // Dialect names the database behind a DB. The stores' SQL is common to both; the dialect picks the
 // migration set and how connections are pooled.
 type Dialect string
@@ -113,7 +120,7 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 func (db *DB) Ping(ctx context.Context) error {
 	for _, p := range db.pools {
 		if err := p.PingContext(ctx); err != nil {
-			return fmt.Errorf("ping database: %w", err)
+			return fmt.Errorf("ping database: %w", classify(err))
 		}
 	}
 	return nil
@@ -147,8 +154,21 @@ func openPostgres(rawURL string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse postgres url: %w", err)
 	}
-	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
-		cfg.RuntimeParams["application_name"] = "betterkey"
+	// Every statement and every session has a ceiling unless the URL sets its own: no query of the
+	// service runs for seconds, so one that does is stuck behind a lock or a sick server, and the
+	// request is better answered 503 than held. A transaction left open by a dead client is ended
+	// too, so its locks do not hold up everyone else.
+	for k, v := range map[string]string{
+		"application_name":                    "betterkey",
+		"statement_timeout":                   StatementTimeout.String(),
+		"idle_in_transaction_session_timeout": "30s",
+	} {
+		if _, ok := cfg.RuntimeParams[k]; !ok {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = ConnectTimeout
 	}
 	pool := stdlib.OpenDB(*cfg)
 	pool.SetMaxOpenConns(o.MaxOpenConns)
@@ -156,6 +176,9 @@ func openPostgres(rawURL string, o Options) (*DB, error) {
 	pool.SetConnMaxLifetime(o.ConnMaxLifetime)
 	pool.SetConnMaxIdleTime(o.ConnMaxIdleTime)
 	g, err := gorm.Open(gormpg.New(gormpg.Config{Conn: pool}), gormConfig())
+	if err == nil {
+		err = registerClassifier(g)
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("init gorm: %w", err), pool.Close())
 	}
@@ -205,6 +228,9 @@ func openSQLitePool(ctx context.Context, path, query string, params []string, n 
 		return nil, nil, errors.Join(err, pool.Close())
 	}
 	g, err := gorm.Open(&sqlite.Dialector{Conn: pool}, gormConfig())
+	if err == nil {
+		err = registerClassifier(g)
+	}
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("init gorm: %w", err), pool.Close())
 	}

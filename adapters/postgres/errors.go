@@ -11,8 +11,9 @@ import (
 )
 
 // translate turns the errors GORM reports (with TranslateError on, for both dialects) into the
-// domain sentinels the ports promise, wrapped with what was being done. Anything else keeps its
-// cause for the logs and stays unclassified, so a transport answers it as an internal error.
+// domain sentinels the ports promise, wrapped with what was being done. A database that is down
+// or overloaded becomes domain.ErrUnavailable (see classify); anything else keeps its cause for
+// the logs and stays unclassified, so a transport answers it as an internal error.
 func translate(op string, err error) error {
 	switch {
 	case err == nil:
@@ -22,7 +23,7 @@ func translate(op string, err error) error {
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return fmt.Errorf("%s: %w", op, domain.ErrConflict)
 	default:
-		return fmt.Errorf("%s: %w", op, err)
+		return fmt.Errorf("%s: %w", op, classify(err))
 	}
 }
 

@@ -124,7 +124,7 @@ func (s *SealedSecrets) Replace(ctx context.Context, swaps []ports.SecretSwap) (
 	}
 	now := dbTime(s.now())
 	if s.db.dialect != DialectPostgres {
-		err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := s.db.transact(ctx, func(tx *gorm.DB) error {
 			for _, r := range rows {
 				res := tx.Exec(`UPDATE sealed_secrets SET ciphertext = ?, key_version = ?, updated_at = ?
 					WHERE purpose = ? AND user_id = ? AND connection_id = ? AND ciphertext = ?`,

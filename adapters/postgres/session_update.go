@@ -22,7 +22,7 @@ func (s *Sessions) Update(ctx context.Context, id domain.SessionID, fn func(*dom
 		saved domain.Session
 		fnErr error
 	)
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		cur, err := lockSession(tx, id)
 		if err != nil {
 			return translate("lock session", err)

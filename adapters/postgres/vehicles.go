@@ -187,7 +187,7 @@ func (s *Connections) DeleteVehicle(ctx context.Context, user domain.UserID, id 
 		return false, fmt.Errorf("delete vehicle: %w", domain.ErrNotFound)
 	}
 	var removed bool
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
 		var owner []string
 		err := tx.Model(&vehicleRow{}).Where("id = ? AND user_id = ?", string(id), string(user)).Limit(1).Pluck("connection_id", &owner).Error
 		if err != nil {

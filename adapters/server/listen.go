@@ -51,7 +51,7 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // newServers binds the public and admin listeners at start and drains them at stop. When both
 // addresses are equal the Connect handler is mounted beside the REST routes on one listener.
-func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST, admin Admin, sims *Simulators) *Servers {
+func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST, admin Admin, sims *Simulators, drain *Drain) *Servers {
 	public := http.NewServeMux()
 	public.Handle("/", rest)
 	if sims.Apple != nil {
@@ -82,7 +82,7 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST,
 		}{"admin", cfg.AdminAddr, adminMux, &out.AdminAddr})
 	}
 	for _, s := range specs {
-		srv := newHTTPServer(s.h, log)
+		srv := newHTTPServer(drain.Track(s.h), log)
 		lc.Append(fx.Hook{
 			OnStart: func(ctx context.Context) error {
 				ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr)
@@ -99,7 +99,7 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST,
 				return nil
 			},
 			OnStop: func(ctx context.Context) error {
-				ctx, cancel := context.WithTimeout(ctx, cfg.ShutdownGracePeriod)
+				ctx, cancel := context.WithTimeout(ctx, cfg.ShutdownGrace)
 				defer cancel()
 				return srv.Shutdown(ctx)
 			},

@@ -17,14 +17,21 @@ import (
 // cached, so a recovery shows at the next probe.
 const readyFor = 2 * time.Second
 
-// readiness reports whether the database answers and the cipher still seals, opens and binds.
-func readiness(db *postgres.DB, c ports.TokenCipher) func(context.Context) error {
-	return cachedPass(readyFor, time.Now, func(ctx context.Context) error {
+// readiness reports whether the replica takes traffic: it is not draining, the database answers
+// and the cipher still seals, opens and binds. A drain fails it at once, whatever was cached.
+func readiness(db *postgres.DB, c ports.TokenCipher, d *Drain) func(context.Context) error {
+	deps := cachedPass(readyFor, time.Now, func(ctx context.Context) error {
 		if err := db.Ping(ctx); err != nil {
 			return errors.Join(domain.ErrUnavailable, err)
 		}
 		return cipherprobe.Canary(ctx, c)
 	})
+	return func(ctx context.Context) error {
+		if d.Draining() {
+			return errDraining
+		}
+		return deps(ctx)
+	}
 }
 
 // cachedPass runs check at most once at a time and reuses a pass for ttl; concurrent callers wait

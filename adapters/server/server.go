@@ -64,6 +64,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newSimulators,
 			newREST,
 			newAdmin,
+			newDrain,
 			newServers,
 		),
 		commandOptions(),
@@ -261,17 +262,18 @@ type restDeps struct {
 	Account  *account.Service
 	DB       *postgres.DB
 	Cipher   ports.TokenCipher
+	Drain    *Drain
 }
 
 func newREST(d restDeps) (REST, error) {
 	h, err := httpapi.New(httpapi.Deps{
-		Identity: d.Identity, Vehicles: d.Vehicles, Ready: readiness(d.DB, d.Cipher), Log: d.Log, Registry: d.Registry,
+		Identity: d.Identity, Vehicles: d.Vehicles, Ready: readiness(d.DB, d.Cipher, d.Drain), Log: d.Log, Registry: d.Registry,
 		Commands: d.Commands,
 		Webhooks: d.Webhooks,
 		Account:  d.Account,
 	}, httpapi.Options{
 		MaxBodyBytes: d.Cfg.MaxBodyBytes, RequireHTTPS: d.Cfg.Secure(), TrustForwardedProto: d.Cfg.TrustForwardedProto,
-		AppReturnURL: d.Cfg.AppReturnURL,
+		AppReturnURL: d.Cfg.AppReturnURL, RequestTimeout: d.Cfg.RequestTimeout,
 	})
 	return REST{h}, err
 }

@@ -51,6 +51,8 @@ func (s *Service) Get(ctx context.Context, user domain.UserID, id domain.Command
 		case <-poll.C:
 		case <-giveUp:
 			giveUp = nil // one last read, so the answer is as fresh as the wait allows
+		case <-s.waiters.released:
+			giveUp = nil // draining: answer now, with a fresh read
 		case <-ctx.Done():
 			poll.Stop()
 			return c, nil
@@ -88,14 +90,44 @@ func (s *Service) History(ctx context.Context, user domain.UserID, vehicle domai
 	return list, nil
 }
 
+// ReleaseWaits ends every long-poll of this process at once, with its command as it is, and
+// makes later ones answer without waiting: a replica that drains must not hold a client for up
+// to 20 s while the load balancer could send its next poll elsewhere. It reports how many
+// long-polls it released.
+func (s *Service) ReleaseWaits() int { return s.waiters.release() }
+
+// Waiting reports how many requests of this process wait on a command right now.
+func (s *Service) Waiting() int { return s.waiters.count() }
+
 // waiters wakes this process's long-polls when its worker ends a command, so they need not wait
 // for their next poll.
 type waiters struct {
-	mu sync.Mutex
-	m  map[domain.CommandID]map[chan struct{}]struct{}
+	mu       sync.Mutex
+	m        map[domain.CommandID]map[chan struct{}]struct{}
+	released chan struct{} // closed by release
+	once     sync.Once
 }
 
-func newWaiters() *waiters { return &waiters{m: map[domain.CommandID]map[chan struct{}]struct{}{}} }
+func newWaiters() *waiters {
+	return &waiters{m: map[domain.CommandID]map[chan struct{}]struct{}{}, released: make(chan struct{})}
+}
+
+// release closes released once and reports how many watchers there were.
+func (w *waiters) release() int {
+	n := w.count()
+	w.once.Do(func() { close(w.released) })
+	return n
+}
+
+func (w *waiters) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, set := range w.m {
+		n += len(set)
+	}
+	return n
+}
 
 // watch returns a channel that receives when id ends here, and the function that stops watching.
 func (w *waiters) watch(id domain.CommandID) (<-chan struct{}, func()) {

@@ -51,11 +51,12 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// Drain waits for the sends in progress until shortly before ctx's deadline (a quarter of the
+// Drain first starts the commands still queued here, then waits for the sends in progress until shortly before ctx's deadline (a quarter of the
 // time left, at most a second, is kept to record what is cut short) or until ctx ends. Sends
 // still running then are cancelled: one already sent ends unknown, one not yet sent fails, and
 // both are recorded before Drain returns. It reports whether it had to cut any short.
 func (w *Worker) Drain(ctx context.Context) error {
+	w.flush(ctx)
 	done := make(chan struct{})
 	go func() {
 		w.sends.Wait()
@@ -77,6 +78,22 @@ func (w *Worker) Drain(ctx context.Context) error {
 	w.cancel()
 	<-done // each send records its outcome within FinishTimeout
 	return fmt.Errorf("drain command worker: sends cut short: %w", wait.Err())
+}
+
+// flush sends the commands this process admitted but had not started when Run returned (the
+// listeners were still closing), rather than leaving them for another replica's claim.
+func (w *Worker) flush(ctx context.Context) {
+	for {
+		select {
+		case id := <-w.s.queue:
+			if !w.acquire(ctx) {
+				return
+			}
+			w.start(func(ctx context.Context) { w.dispatch(ctx, id) })
+		default:
+			return
+		}
+	}
 }
 
 // acquire takes a send slot, waiting while all are busy; false when ctx ended first.

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 
-	"go.uber.org/fx"
-
 	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/server"
@@ -37,7 +35,10 @@ func main() {
 	if cfg.GeneratedSigningKey() {
 		log.Warn("no BETTERKEY_SESSION_SIGNING_KEY: using a throwaway key, access tokens end with this process")
 	}
-	fx.New(server.Options(cfg, log)).Run()
+	if err := server.Run(cfg, log); err != nil {
+		log.Error("betterkeyd stopped", "error", err.Error())
+		os.Exit(1)
+	}
 }
 
 func migrate(cfg config.Config) error {

@@ -207,6 +207,9 @@ type response struct {
 	header http.Header
 	body   map[string]any
 	raw    string
+	// closed: the server asked to close the connection (Go's client drops "Connection: close"
+	// from the header and reports it here).
+	closed bool
 }
 
 func (r response) str(key string) string {
@@ -249,7 +252,7 @@ func (e *env) do(method, path string, body any, bearer string) response {
 	e.mu.Lock()
 	e.bodies = append(e.bodies, string(raw))
 	e.mu.Unlock()
-	r := response{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	r := response{status: res.StatusCode, header: res.Header, raw: string(raw), closed: res.Close}
 	_ = json.Unmarshal(raw, &r.body)
 	return r
 }

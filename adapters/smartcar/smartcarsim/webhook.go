@@ -116,6 +116,12 @@ func (s *Simulator) Deliver(ctx context.Context, url string, e Event) (Delivery,
 	return d, fmt.Errorf("deliver webhook: %d attempts failed, last status %d", len(d.Attempts), last.Status)
 }
 
+// DeliverOnce POSTs e to url once, signed like Deliver, and returns the attempt with the answer's
+// header and body: what a test needs to see how the backend refused a delivery it would retry.
+func (s *Simulator) DeliverOnce(ctx context.Context, url string, e Event) (Attempt, http.Header, []byte) {
+	return s.attempt(ctx, url, e)
+}
+
 // Verify sends a VERIFY event (built with NewVerifyEvent or NewLegacyVerifyEvent) once and checks
 // the answer as the Dashboard does: 200, JSON, {"challenge": HashChallenge(token, challenge)}.
 func (s *Simulator) Verify(ctx context.Context, url string, e Event) error {
