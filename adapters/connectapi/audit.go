@@ -14,10 +14,16 @@ import (
 // every admin call, allowed or refused, leaves one audit line. It is the outermost interceptor so
 // that it also sees calls the auth interceptor refused.
 type errorInterceptor struct {
-	log *slog.Logger
+	log    *slog.Logger
+	failed func(procedure, code string)
 }
 
-func newErrorInterceptor(log *slog.Logger) *errorInterceptor { return &errorInterceptor{log: log} }
+func newErrorInterceptor(log *slog.Logger, failed func(procedure, code string)) *errorInterceptor {
+	if failed == nil {
+		failed = func(string, string) {}
+	}
+	return &errorInterceptor{log: log, failed: failed}
+}
 
 // callRecord collects what inner interceptors learn about a call for its audit line.
 type callRecord struct {
@@ -75,6 +81,7 @@ func (i *errorInterceptor) finish(ctx context.Context, rec *callRecord, err erro
 	attrs = append(attrs, slog.String("outcome", ce.Code().String()),
 		slog.String("code", ErrorCode(ce)), slog.String("error", err.Error()))
 	i.log.LogAttrs(ctx, level, "admin call", attrs...)
+	i.failed(rec.procedure, ErrorCode(ce))
 	return ce
 }
 

@@ -110,3 +110,18 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 		return next(ctx, conn)
 	}
 }
+
+// RequireToken serves h only to requests that carry one of the admin tokens; others get 401. It
+// guards the operator endpoints that are plain HTTP rather than Connect (/metrics where it shares
+// the public listener), with the same tokens and the same constant-time check.
+func RequireToken(tokens []domain.Secret, h http.Handler) http.Handler {
+	a := newAuthInterceptor(tokens)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := a.authenticate(r.Header); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="betterkey-admin"`)
+			http.Error(w, domain.ErrInvalidAdminToken.Msg, http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -29,6 +29,9 @@ type Config struct {
 	AdminTokens []domain.Secret
 	// MaxRequestBytes bounds one request message; zero takes DefaultMaxRequestBytes.
 	MaxRequestBytes int
+	// Failed hears every failed call's procedure and stable code, for the errors counter; nil
+	// means nobody listens.
+	Failed func(procedure, code string)
 }
 
 // Route is one Connect service ready to mount on the server's mux. The server mounts every Route
@@ -56,7 +59,7 @@ func NewHandler(cfg Config, admin *AdminServer, log *slog.Logger) Route {
 		maxBytes = DefaultMaxRequestBytes
 	}
 	path, h := adminv1connect.NewAdminServiceHandler(admin,
-		connect.WithInterceptors(newErrorInterceptor(log), auth),
+		connect.WithInterceptors(newErrorInterceptor(log, cfg.Failed), auth),
 		connect.WithRecover(recoverPanic),
 		connect.WithReadMaxBytes(maxBytes),
 	)

@@ -82,7 +82,7 @@ func (f *fakeStream) ResponseTrailer() http.Header { return f.trailer }
 
 func TestStreamingHandlersAreGuarded(t *testing.T) {
 	auth := newAuthInterceptor([]domain.Secret{domain.NewSecret("stream-token-0123456789abcdef0123")})
-	errs := newErrorInterceptor(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	errs := newErrorInterceptor(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	tests := []struct {
 		name       string
 		header     string

@@ -48,10 +48,11 @@ func (a *api) accessLog(c *gin.Context) {
 	}
 	elapsed := time.Since(start)
 	status := c.Writer.Status()
-	a.metrics.observe(c.Request.Method, route, status, elapsed)
+	code := c.GetString(errorCodeKey)
+	a.metrics.observe(c.Request.Method, route, status, code, elapsed)
 	attrs := []slog.Attr{slog.String("request_id", requestID(c)), slog.String("method", c.Request.Method),
 		slog.String("route", route), slog.Int("status", status), slog.Duration("duration", elapsed)}
-	if code := c.GetString(errorCodeKey); code != "" {
+	if code != "" {
 		attrs = append(attrs, slog.String("code", code))
 	}
 	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request", attrs...)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/command"
@@ -80,7 +79,6 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 
 	v1 := r.Group("/v1")
 	v1.POST("/auth/nonce", a.issueNonce)

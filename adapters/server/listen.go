@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/fx"
 
 	"github.com/betterkey/backend/adapters/config"
+	"github.com/betterkey/backend/adapters/connectapi"
 )
 
 // Admin is the internal-tools handler (Connect RPC) and the path prefix it serves.
@@ -51,7 +54,7 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // newServers binds the public and admin listeners at start and drains them at stop. When both
 // addresses are equal the Connect handler is mounted beside the REST routes on one listener.
-func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST, admin Admin, sims *Simulators, drain *Drain) *Servers {
+func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, rest REST, admin Admin, sims *Simulators, drain *Drain) *Servers {
 	public := http.NewServeMux()
 	public.Handle("/", rest)
 	if sims.Apple != nil {
@@ -60,9 +63,14 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST,
 	if sims.Smartcar != nil {
 		public.Handle("/sim/smartcar/", http.StripPrefix("/sim/smartcar", sims.Smartcar.Handler()))
 	}
+	// Operators' endpoints live on the admin listener: the Connect API and /metrics, which tells
+	// an outsider how busy the fleet is and which errors it meets. Sharing the public listener,
+	// /metrics wants an admin token like the API.
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	shared := cfg.AdminAddr == cfg.HTTPAddr
 	if shared {
 		public.Handle(admin.Path, admin.Handler)
+		public.Handle("GET /metrics", connectapi.RequireToken(cfg.AdminTokens, metrics))
 	}
 	out := &Servers{}
 	specs := []struct {
@@ -74,12 +82,13 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST,
 	if !shared {
 		adminMux := http.NewServeMux()
 		adminMux.Handle(admin.Path, admin.Handler)
+		adminMux.Handle("GET /metrics", metrics)
 		specs = append(specs, struct {
 			name string
 			addr string
 			h    http.Handler
 			dst  *string
-		}{"admin", cfg.AdminAddr, adminMux, &out.AdminAddr})
+		}{"admin", cfg.AdminAddr, httpsOnly(cfg, adminMux), &out.AdminAddr})
 	}
 	for _, s := range specs {
 		srv := newHTTPServer(drain.Track(s.h), log)
@@ -109,6 +118,22 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, rest REST,
 		out.AdminAddr = "" // filled with HTTPAddr once bound; see AdminURL
 	}
 	return out
+}
+
+// httpsOnly holds the admin listener to the public one's rule outside development: TLS, or a
+// trusted proxy that says the client used https. Admin tokens must never cross a network in clear.
+func httpsOnly(cfg config.Config, h http.Handler) http.Handler {
+	if !cfg.Secure() {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil && !(cfg.TrustForwardedProto && r.Header.Get("X-Forwarded-Proto") == "https") {
+			http.Error(w, "use https", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		h.ServeHTTP(w, r)
+	})
 }
 
 func serve(srv *http.Server, ln net.Listener, cfg config.Config) error {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/betterkey/backend/adapters/cipherprobe"
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/domain"
@@ -19,19 +21,33 @@ const readyFor = 2 * time.Second
 
 // readiness reports whether the replica takes traffic: it is not draining, the database answers
 // and the cipher still seals, opens and binds. A drain fails it at once, whatever was cached.
-func readiness(db *postgres.DB, c ports.TokenCipher, d *Drain) func(context.Context) error {
+// Each check sets betterkey_dependency_up, so a dashboard shows which dependency failed.
+func readiness(db *postgres.DB, c ports.TokenCipher, d *Drain, reg prometheus.Registerer) (func(context.Context) error, error) {
+	up := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "betterkey", Name: "dependency_up",
+		Help: "1 when the dependency passed this replica's last readiness check, 0 when it failed."}, []string{"dependency"})
+	if err := reg.Register(up); err != nil {
+		return nil, err
+	}
+	set := func(dep string, err error) error {
+		v := 1.0
+		if err != nil {
+			v = 0
+		}
+		up.WithLabelValues(dep).Set(v)
+		return err
+	}
 	deps := cachedPass(readyFor, time.Now, func(ctx context.Context) error {
-		if err := db.Ping(ctx); err != nil {
+		if err := set("database", db.Ping(ctx)); err != nil {
 			return errors.Join(domain.ErrUnavailable, err)
 		}
-		return cipherprobe.Canary(ctx, c)
+		return set("cipher", cipherprobe.Canary(ctx, c))
 	})
 	return func(ctx context.Context) error {
 		if d.Draining() {
 			return errDraining
 		}
 		return deps(ctx)
-	}
+	}, nil
 }
 
 // cachedPass runs check at most once at a time and reuses a pass for ttl; concurrent callers wait

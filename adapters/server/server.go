@@ -266,8 +266,12 @@ type restDeps struct {
 }
 
 func newREST(d restDeps) (REST, error) {
+	ready, err := readiness(d.DB, d.Cipher, d.Drain, d.Registry)
+	if err != nil {
+		return REST{}, err
+	}
 	h, err := httpapi.New(httpapi.Deps{
-		Identity: d.Identity, Vehicles: d.Vehicles, Ready: readiness(d.DB, d.Cipher, d.Drain), Log: d.Log, Registry: d.Registry,
+		Identity: d.Identity, Vehicles: d.Vehicles, Ready: ready, Log: d.Log, Registry: d.Registry,
 		Commands: d.Commands,
 		Webhooks: d.Webhooks,
 		Account:  d.Account,
@@ -278,7 +282,14 @@ func newREST(d restDeps) (REST, error) {
 	return REST{h}, err
 }
 
-func newAdmin(cfg config.Config, log *slog.Logger, id *identity.Service, k *keys.Service) Admin {
-	r := connectapi.NewHandler(connectapi.Config{AdminTokens: cfg.AdminTokens}, connectapi.NewAdminServer(id, k), log)
-	return Admin{Path: r.Pattern, Handler: r.Handler}
+func newAdmin(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, id *identity.Service, k *keys.Service) (Admin, error) {
+	failed := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "betterkey", Subsystem: "admin", Name: "errors_total",
+		Help: "Failed admin (Connect) calls by procedure and stable code."}, []string{"procedure", "code"})
+	if err := reg.Register(failed); err != nil {
+		return Admin{}, err
+	}
+	r := connectapi.NewHandler(connectapi.Config{AdminTokens: cfg.AdminTokens, Failed: func(procedure, code string) {
+		failed.WithLabelValues(procedure, code).Inc()
+	}}, connectapi.NewAdminServer(id, k), log)
+	return Admin{Path: r.Pattern, Handler: r.Handler}, nil
 }

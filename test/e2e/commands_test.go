@@ -62,7 +62,7 @@ func TestLockUnlockHistory(t *testing.T) {
 	e.expect(e.do("GET", "/v1/commands/"+r.str("id"), nil, other.access), http.StatusNotFound, "NOT_FOUND")
 	e.expect(e.do("GET", "/v1/vehicles/"+v.id+"/commands", nil, other.access), http.StatusNotFound, "NOT_FOUND")
 
-	m := e.do("GET", "/metrics", nil, "")
+	m := e.metrics()
 	if !strings.Contains(m.raw, `betterkey_command_outcomes_total{action="lock",code="",status="succeeded"} 1`) {
 		t.Errorf("metrics lack the lock outcome")
 	}
@@ -134,7 +134,7 @@ func TestOneCommandInFlightAcrossReplicas(t *testing.T) {
 	if got := a.commandRows(); got != 2 {
 		t.Fatalf("%d command rows, want 2", got)
 	}
-	if m := a.do("GET", "/metrics", nil, ""); !strings.Contains(m.raw, "betterkey_command_conflicts_total") {
+	if m := a.metrics(); !strings.Contains(m.raw, "betterkey_command_conflicts_total") {
 		t.Error("metrics lack the conflict count")
 	}
 }

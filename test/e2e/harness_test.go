@@ -166,6 +166,16 @@ func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
 // serverConfig is the configuration of a development server on in at addr, changed by opts.
 func serverConfig(t testing.TB, in *infra, addr string, opts ...option) config.Config {
 	t.Helper()
+	vars := serverVars(in, addr, opts...)
+	cfg, err := config.Load(func(k string) string { return vars[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// serverVars is serverConfig as BETTERKEY_* variables, the form a server process takes.
+func serverVars(in *infra, addr string, opts ...option) map[string]string {
 	vars := map[string]string{
 		"BETTERKEY_ENV":                    "development",
 		"BETTERKEY_HTTP_ADDR":              addr,
@@ -194,11 +204,7 @@ func serverConfig(t testing.TB, in *infra, addr string, opts ...option) config.C
 	for _, o := range opts {
 		o(vars)
 	}
-	cfg, err := config.Load(func(k string) string { return vars[k] }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return vars
 }
 
 // response is a decoded reply.

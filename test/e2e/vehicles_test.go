@@ -323,7 +323,7 @@ func TestRefreshOnceAcrossReplicas(t *testing.T) {
 	// The replicas' own metrics agree: one renewal across both.
 	renewed := 0
 	for _, srv := range []*env{a, b} {
-		m := srv.do("GET", "/metrics", nil, "")
+		m := srv.metrics()
 		for line := range strings.SplitSeq(m.raw, "\n") {
 			if v, ok := strings.CutPrefix(line, `betterkey_vehicle_token_refreshes_total{outcome="renewed"} `); ok {
 				n, _ := strconv.Atoi(v)

@@ -1,0 +1,49 @@
+package server
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/betterkey/backend/adapters/config"
+)
+
+// Outside development the admin listener refuses plain HTTP as the public one does: admin tokens
+// must not cross a network in clear.
+func TestAdminListenerNeedsHTTPSOutsideDevelopment(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	for _, tc := range []struct {
+		name    string
+		env     config.Env
+		trust   bool
+		tls     bool
+		proto   string
+		want    int
+		wantSTS bool
+	}{
+		{"development, plain", config.Development, false, false, "", http.StatusNoContent, false},
+		{"production, plain", config.Production, false, false, "", http.StatusForbidden, false},
+		{"production, forwarded but not trusted", config.Production, false, false, "https", http.StatusForbidden, false},
+		{"production, trusted proxy says http", config.Production, true, false, "http", http.StatusForbidden, false},
+		{"production, trusted proxy says https", config.Production, true, false, "https", http.StatusNoContent, true},
+		{"production, TLS", config.Production, false, true, "", http.StatusNoContent, true},
+		{"staging, plain", config.Staging, false, false, "", http.StatusForbidden, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := httpsOnly(config.Config{Env: tc.env, TrustForwardedProto: tc.trust}, ok)
+			req := httptest.NewRequest(http.MethodPost, "/betterkey.admin.v1.AdminService/GetUser", nil)
+			if tc.tls {
+				req.TLS = &tls.ConnectionState{}
+			}
+			if tc.proto != "" {
+				req.Header.Set("X-Forwarded-Proto", tc.proto)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want || (rec.Header().Get("Strict-Transport-Security") != "") != tc.wantSTS {
+				t.Fatalf("status %d, HSTS %q; want %d, HSTS %v", rec.Code, rec.Header().Get("Strict-Transport-Security"), tc.want, tc.wantSTS)
+			}
+		})
+	}
+}
