@@ -42,7 +42,9 @@ func outageProbes(e *env, s session, vehicle, scVehicle string) []outageProbe {
 			return e.do("POST", "/v1/auth/apple", map[string]string{"identity_token": e.mint(applesim.NewSubject(), "n", nil),
 				"nonce": "n", "install_id": "i", "device": "phone"}, "")
 		}},
-		{"refresh", func() response { return e.do("POST", "/v1/auth/refresh", map[string]string{"refresh_token": s.refresh}, "") }},
+		{"refresh", func() response {
+			return e.do("POST", "/v1/auth/refresh", map[string]string{"refresh_token": s.refresh}, "")
+		}},
 		{"me", func() response { return e.do("GET", "/v1/me", nil, s.access) }},
 		{"vehicles", func() response { return e.do("GET", "/v1/vehicles", nil, s.access) }},
 		{"lock", func() response { return e.lock(s.access, vehicle, "lock") }},
