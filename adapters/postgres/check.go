@@ -10,10 +10,11 @@ import (
 // it at startup instead of migrating: schema changes are a deliberate deploy step (`betterkeyd
 // migrate`), and a server must not run against a schema older than its code.
 func CheckMigrated(ctx context.Context, db *DB) error {
-	p, err := migrationProvider(db)
+	p, done, err := migrationProvider(db)
 	if err != nil {
 		return fmt.Errorf("check migrations: %w", err)
 	}
+	defer done()
 	pending, err := p.HasPending(ctx)
 	if err != nil {
 		return fmt.Errorf("check migrations: %w", err)

@@ -53,6 +53,9 @@ type Options struct {
 	ConnMaxLifetime time.Duration
 	// ConnMaxIdleTime closes PostgreSQL connections idle for longer. Zero means 5 minutes.
 	ConnMaxIdleTime time.Duration
+	// MigrationLockTimeout is the lock_timeout of migrations on PostgreSQL; zero means
+	// DefaultMigrationLockTimeout.
+	MigrationLockTimeout time.Duration
 	// BusyTimeout is how long a SQLite statement waits for another process holding the write
 	// lock before failing. Zero means 5 seconds.
 	BusyTimeout time.Duration
@@ -74,6 +77,9 @@ func (o Options) withDefaults(d Dialect) Options {
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = 5 * time.Second
 	}
+	if o.MigrationLockTimeout <= 0 {
+		o.MigrationLockTimeout = DefaultMigrationLockTimeout
+	}
 	return o
 }
 
@@ -82,10 +88,14 @@ func (o Options) withDefaults(d Dialect) Options {
 // transaction with BEGIN IMMEDIATE, so writers queue in the pool instead of failing with
 // SQLITE_BUSY, while r holds read-only connections that WAL lets run alongside the writer.
 type DB struct {
-	dialect Dialect
-	w       *gorm.DB
-	r       *gorm.DB
-	pools   []*sql.DB
+	// pgConfig is the parsed PostgreSQL configuration, kept so that migrations get a pool of
+	// their own with their own timeouts; nil on SQLite.
+	pgConfig *pgx.ConnConfig
+	opts     Options
+	dialect  Dialect
+	w        *gorm.DB
+	r        *gorm.DB
+	pools    []*sql.DB
 }
 
 // Open connects to the database named by rawURL and checks that it answers. A postgres:// or
@@ -182,7 +192,7 @@ func openPostgres(rawURL string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("init gorm: %w", err), pool.Close())
 	}
-	return &DB{dialect: DialectPostgres, w: g, r: g, pools: []*sql.DB{pool}}, nil
+	return &DB{pgConfig: cfg, opts: o, dialect: DialectPostgres, w: g, r: g, pools: []*sql.DB{pool}}, nil
 }
 
 func openSQLite(ctx context.Context, rawURL string, o Options) (*DB, error) {

@@ -2,8 +2,13 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -11,45 +16,78 @@ import (
 	"github.com/betterkey/backend/migrations"
 )
 
+// Migration timeouts on PostgreSQL. A migration that waits for a table lock for longer than
+// DefaultMigrationLockTimeout (Options.MigrationLockTimeout) fails instead of queueing every query of the live release behind it
+// (retry it off-peak); one statement may run for MigrationStatementTimeout, long enough for a
+// CREATE INDEX CONCURRENTLY on a large table.
+const (
+	DefaultMigrationLockTimeout = 3 * time.Second
+	MigrationStatementTimeout   = 15 * time.Minute
+)
+
 // Migrate brings the schema up to date with the dialect's embedded SQL migrations. It is what the
 // migrate command and the first run call; the stores never create tables themselves. On
 // PostgreSQL a session advisory lock lets several replicas call it at once: one migrates, the
 // others wait and find nothing left to do.
 func Migrate(ctx context.Context, db *DB) error {
-	p, err := migrationProvider(db)
+	return MigrateTo(ctx, db, 0)
+}
+
+// MigrateTo applies the migrations up to version, every one when version is 0; an expand/contract
+// rollout and the online-migration test step through versions with it.
+func MigrateTo(ctx context.Context, db *DB, version int64) error {
+	p, done, err := migrationProvider(db)
 	if err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	defer done()
+	if version > 0 {
+		_, err = p.UpTo(ctx, version)
+	} else {
+		_, err = p.Up(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
 	return nil
 }
 
-func migrationProvider(db *DB) (*goose.Provider, error) {
+// migrationProvider returns goose for db and the function that releases what it opened. On
+// PostgreSQL it runs on a small pool of its own whose sessions carry the migration timeouts.
+func migrationProvider(db *DB) (*goose.Provider, func(), error) {
 	var (
 		dialect goose.Dialect
 		files   fs.FS
 		opts    = []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+		pool    *sql.DB
+		done    = func() {}
 	)
 	switch db.dialect {
 	case DialectPostgres:
 		dialect, files = goose.DialectPostgres, migrations.Postgres()
 		locker, err := lock.NewPostgresSessionLocker()
 		if err != nil {
-			return nil, fmt.Errorf("create migration lock: %w", err)
+			return nil, nil, fmt.Errorf("create migration lock: %w", err)
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
+		cfg := db.pgConfig.Copy()
+		cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(db.opts.MigrationLockTimeout.Milliseconds(), 10)
+		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(MigrationStatementTimeout.Milliseconds(), 10)
+		cfg.RuntimeParams["application_name"] = "betterkey-migrate"
+		pool = stdlib.OpenDB(*cfg)
+		pool.SetMaxOpenConns(4)
+		done = func() { _ = pool.Close() }
 	default:
 		dialect, files = goose.DialectSQLite3, migrations.SQLite()
-	}
-	pool, err := db.w.DB()
-	if err != nil {
-		return nil, fmt.Errorf("get connection pool: %w", err)
+		var err error
+		if pool, err = db.w.DB(); err != nil {
+			return nil, nil, fmt.Errorf("get connection pool: %w", err)
+		}
 	}
 	p, err := goose.NewProvider(dialect, pool, files, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("load migrations: %w", err)
+		done()
+		return nil, nil, fmt.Errorf("load migrations: %w", err)
 	}
-	return p, nil
+	return p, done, nil
 }

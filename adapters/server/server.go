@@ -90,11 +90,13 @@ func openDatabase(lc fx.Lifecycle, cfg config.Config) (*postgres.DB, error) {
 	lc.Append(fx.StopHook(db.Close))
 	if cfg.Env == config.Development {
 		if err := postgres.Migrate(ctx, db); err != nil {
+			_ = db.Close()
 			return nil, err
 		}
 		return db, nil
 	}
 	if err := postgres.CheckMigrated(ctx, db); err != nil {
+		_ = db.Close() // fx runs no stop hook for a constructor that failed
 		return nil, fmt.Errorf("database schema: %w (run `betterkeyd migrate`)", err)
 	}
 	return db, nil
