@@ -59,6 +59,8 @@ const (
 	RevokeNewSignIn    = "replaced_by_new_sign_in"
 	RevokeAppleConsent = "apple_consent_revoked"
 	RevokeAccount      = "account_deleted"
+	// RevokeEmergency: an operator revoked every session of every account at once.
+	RevokeEmergency = "revoked_in_emergency"
 )
 
 // NewSession starts a session whose current refresh token hashes to refresh.

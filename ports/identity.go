@@ -46,6 +46,10 @@ type SessionStore interface {
 	Update(ctx context.Context, id domain.SessionID, fn func(*domain.Session) error) (domain.Session, error)
 	// RevokeAllForUser revokes every active session of the user and reports how many it revoked.
 	RevokeAllForUser(ctx context.Context, user domain.UserID, now time.Time, reason string) (int, error)
+	// RevokeAllCreatedBefore revokes, at now, every active session of every user created before
+	// before, in bounded batches so no transaction holds a large part of the table, and reports
+	// how many it revoked.
+	RevokeAllCreatedBefore(ctx context.Context, before, now time.Time, reason string) (int, error)
 }
 
 // NonceStore keeps sign-in nonces by hash until they are consumed or expire.

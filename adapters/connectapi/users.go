@@ -6,8 +6,10 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/app/keys"
+	"github.com/betterkey/backend/app/vehiclelink"
 	"github.com/betterkey/backend/domain"
 	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
@@ -23,6 +25,8 @@ const maxAppleField = 255
 type AdminServer struct {
 	identity *identity.Service
 	keys     *keys.Service
+	vehicles *vehiclelink.Service
+	account  *account.Service
 	now      func() time.Time
 }
 
@@ -31,9 +35,17 @@ type AdminServer struct {
 var _ adminv1connect.AdminServiceHandler = (*AdminServer)(nil)
 
 // NewAdminServer returns the AdminService implementation over the identity and key-management
-// use cases.
+// use cases; WithGrants adds the vehicle-link and account use cases the grant revocations need.
 func NewAdminServer(id *identity.Service, k *keys.Service) *AdminServer {
 	return &AdminServer{identity: id, keys: k, now: time.Now}
+}
+
+// WithGrants returns s with the use cases behind RevokeUserVehicleGrants and
+// RevokeUserAppleGrants; without them those calls fail with FAILED_PRECONDITION.
+func (s *AdminServer) WithGrants(v *vehiclelink.Service, a *account.Service) *AdminServer {
+	c := *s
+	c.vehicles, c.account = v, a
+	return &c
 }
 
 // GetUser implements adminv1connect.AdminServiceHandler. Support finds an account by our id, or

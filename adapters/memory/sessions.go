@@ -117,6 +117,22 @@ func (s *Sessions) RevokeAllForUser(_ context.Context, user domain.UserID, now t
 	return n, nil
 }
 
+// RevokeAllCreatedBefore implements ports.SessionStore.
+func (s *Sessions) RevokeAllCreatedBefore(_ context.Context, before, now time.Time, reason string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, x := range s.byID {
+		if x.RevokedAt != nil || !x.CreatedAt.Before(before) {
+			continue
+		}
+		x.Revoke(now, reason)
+		s.byID[id] = x
+		n++
+	}
+	return n, nil
+}
+
 // clone copies the session so callers never share the RevokedAt pointer with the store.
 func clone(x domain.Session) domain.Session {
 	if x.RevokedAt != nil {

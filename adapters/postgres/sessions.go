@@ -180,6 +180,26 @@ func (s *Sessions) RevokeAllForUser(ctx context.Context, user domain.UserID, now
 	return int(res.RowsAffected), nil
 }
 
+// revokeBatch bounds the sessions one statement of RevokeAllCreatedBefore revokes.
+const revokeBatch = 1000
+
+// RevokeAllCreatedBefore implements ports.SessionStore.
+func (s *Sessions) RevokeAllCreatedBefore(ctx context.Context, before, now time.Time, reason string) (int, error) {
+	total := 0
+	for {
+		res := s.db.w.WithContext(ctx).Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+			WHERE id IN (SELECT id FROM sessions WHERE revoked_at IS NULL AND created_at < ? LIMIT ?)`,
+			dbTime(now), reason, dbTime(before), revokeBatch)
+		if res.Error != nil {
+			return total, translate("revoke every session", res.Error)
+		}
+		total += int(res.RowsAffected)
+		if res.RowsAffected < revokeBatch {
+			return total, nil
+		}
+	}
+}
+
 // lockSession reads the session inside tx with its row locked: SELECT … FOR UPDATE on PostgreSQL.
 // SQLite has no row locks (GORM drops the clause); there the transaction already holds the
 // database's single write lock, taken by BEGIN IMMEDIATE on the one writer connection.

@@ -284,7 +284,8 @@ func newREST(d restDeps) (REST, error) {
 	return REST{h}, err
 }
 
-func newAdmin(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, id *identity.Service, k *keys.Service) (Admin, error) {
+func newAdmin(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, id *identity.Service, k *keys.Service,
+	link *vehiclelink.Service, acct *account.Service) (Admin, error) {
 	failed := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "betterkey", Subsystem: "admin", Name: "errors_total",
 		Help: "Failed admin (Connect) calls by procedure and stable code."}, []string{"procedure", "code"})
 	if err := reg.Register(failed); err != nil {
@@ -292,6 +293,6 @@ func newAdmin(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, id 
 	}
 	r := connectapi.NewHandler(connectapi.Config{AdminTokens: cfg.AdminTokens, Failed: func(procedure, code string) {
 		failed.WithLabelValues(procedure, code).Inc()
-	}}, connectapi.NewAdminServer(id, k), log)
+	}}, connectapi.NewAdminServer(id, k).WithGrants(link, acct), log)
 	return Admin{Path: r.Pattern, Handler: r.Handler}, nil
 }

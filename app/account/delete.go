@@ -204,3 +204,18 @@ func (s *Service) dropped(g domain.AppleGrant, reason string, err error) {
 		s.d.AppleGrantDropped(g.UserID, g.ClientID, reason, err)
 	}
 }
+
+// RevokeAppleGrants revokes at Apple every Sign in with Apple authorization the account holds and
+// deletes their refresh tokens, as an operator does when an account is compromised; the account
+// and its sessions stay (revoke those separately). It reports how many grants it revoked. A
+// temporary failure at Apple stops it with domain.ErrUnavailable; running it again finishes.
+func (s *Service) RevokeAppleGrants(ctx context.Context, user domain.UserID) (int, error) {
+	grants, err := s.d.AppleGrants.AppleGrants(ctx, user)
+	if err != nil {
+		return 0, fmt.Errorf("list apple grants: %w", err)
+	}
+	if err := s.revokeAppleGrants(ctx, user, false); err != nil {
+		return 0, err
+	}
+	return len(grants), nil
+}

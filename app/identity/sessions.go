@@ -64,6 +64,18 @@ func (s *Service) RevokeAllSessions(ctx context.Context, user domain.UserID, rea
 	return n, nil
 }
 
+// RevokeEverySession revokes every active session of every account, for an emergency such as a
+// leaked signing key: each app must sign in again, and the next request of every session is
+// refused at once (Authenticate reads the session row). Sessions started after the call stand.
+func (s *Service) RevokeEverySession(ctx context.Context) (int, error) {
+	now := s.now()
+	n, err := s.d.Sessions.RevokeAllCreatedBefore(ctx, now, now, domain.RevokeEmergency)
+	if err != nil {
+		return n, fmt.Errorf("revoke every session: %w", err)
+	}
+	return n, nil
+}
+
 // Sessions lists the user's sessions, newest first.
 func (s *Service) Sessions(ctx context.Context, user domain.UserID) ([]domain.Session, error) {
 	list, err := s.d.Sessions.ListByUser(ctx, user)

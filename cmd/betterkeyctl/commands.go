@@ -88,6 +88,47 @@ func revokeOne(user, session string) commandFunc {
 	}
 }
 
+// revokeEveryone is the emergency stop; the server checks the confirmation phrase.
+func revokeEveryone(confirm string) commandFunc {
+	return func(ctx context.Context, c adminv1connect.AdminServiceClient, out printer) error {
+		res, err := c.RevokeAllSessions(ctx, &adminv1.RevokeAllSessionsRequest{Confirm: confirm})
+		if err != nil {
+			return err
+		}
+		if out.json {
+			return out.message(res)
+		}
+		return out.line(fmt.Sprintf("revoked %d session(s) of every account", res.GetRevokedCount()))
+	}
+}
+
+func revokeSmartcar(user string) commandFunc {
+	return func(ctx context.Context, c adminv1connect.AdminServiceClient, out printer) error {
+		res, err := c.RevokeUserVehicleGrants(ctx, &adminv1.RevokeUserVehicleGrantsRequest{UserId: user})
+		if err != nil {
+			return err
+		}
+		if out.json {
+			return out.message(res)
+		}
+		return out.line(fmt.Sprintf("user %s: %d vehicle(s) disconnected at Smartcar, %d connection(s) now need re-auth",
+			user, res.GetVehiclesDisconnected(), res.GetConnectionsRevoked()))
+	}
+}
+
+func revokeApple(user string) commandFunc {
+	return func(ctx context.Context, c adminv1connect.AdminServiceClient, out printer) error {
+		res, err := c.RevokeUserAppleGrants(ctx, &adminv1.RevokeUserAppleGrantsRequest{UserId: user})
+		if err != nil {
+			return err
+		}
+		if out.json {
+			return out.message(res)
+		}
+		return out.line(fmt.Sprintf("user %s: %d Sign in with Apple authorization(s) revoked", user, res.GetRevokedCount()))
+	}
+}
+
 // printer writes results as aligned text for people or as protojson for scripts.
 type printer struct {
 	w    io.Writer

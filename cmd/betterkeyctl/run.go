@@ -31,6 +31,10 @@ commands:
   sessions list <user-id>               list an account's sessions, newest first
   sessions revoke-all <user-id>         revoke every active session of an account
   sessions revoke <user-id> <session-id> revoke one session of an account
+  sessions revoke-everyone "revoke every session"
+                                        emergency: revoke every session of every account
+  grants revoke-smartcar <user-id>      disconnect an account's vehicles at Smartcar (needs re-auth)
+  grants revoke-apple <user-id>         revoke an account's Sign in with Apple authorizations
   keys report                           show the key versions and the secrets each protects
   keys rotate                           add a key version that new seals use
   keys rewrap [-batch N]                move every stored secret to the latest key version,
@@ -123,6 +127,7 @@ func command(args []string) (cliCommand, error) {
 	want := map[string]int{
 		"user get": 1, "user get-by-apple": 2, "sessions list": 1, "sessions revoke-all": 1, "sessions revoke": 2,
 		"keys report": 0, "keys rotate": 0, "keys retire": 1,
+		"sessions revoke-everyone": 1, "grants revoke-smartcar": 1, "grants revoke-apple": 1,
 	}
 	n, ok := want[name]
 	if !ok {
@@ -144,6 +149,12 @@ func command(args []string) (cliCommand, error) {
 		return cliCommand{run: revokeAll(rest[0])}, nil
 	case "sessions revoke":
 		return cliCommand{run: revokeOne(rest[0], rest[1])}, nil
+	case "sessions revoke-everyone":
+		return cliCommand{run: revokeEveryone(rest[0])}, nil
+	case "grants revoke-smartcar":
+		return cliCommand{run: revokeSmartcar(rest[0])}, nil
+	case "grants revoke-apple":
+		return cliCommand{run: revokeApple(rest[0])}, nil
 	case "keys report":
 		return cliCommand{run: keyReport}, nil
 	case "keys rotate":

@@ -238,6 +238,37 @@ func sessionRevokeAll(t *testing.T, newStores func(t *testing.T) (ports.SessionS
 		wantStored(t, s, a)
 	})
 
+	t.Run("RevokeAllCreatedBefore/EveryUserActiveOnlyOlderOnly", func(t *testing.T) {
+		t.Parallel()
+		s, users := newStores(t)
+		// Far in the past, so that sessions of tests sharing the database are all newer.
+		long := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		u, other := seedUser(t, users), seedUser(t, users)
+		var older []domain.Session
+		for i := range 3 {
+			older = append(older, seedSession(t, s, []domain.UserID{u.ID, other.ID}[i%2], long.Add(time.Duration(i)*time.Second)))
+		}
+		gone, err := s.Update(t.Context(), seedSession(t, s, u.ID, long).ID, func(x *domain.Session) error {
+			x.Revoke(long.Add(time.Minute), domain.RevokeSignOut)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		newer := seedSession(t, s, other.ID, long.Add(time.Hour))
+		at := long.Add(2 * time.Hour)
+		n, err := s.RevokeAllCreatedBefore(t.Context(), long.Add(time.Minute), at, domain.RevokeEmergency)
+		if err != nil || n != 3 {
+			t.Fatalf("RevokeAllCreatedBefore = %d, %v; want 3, nil", n, err)
+		}
+		for _, x := range older {
+			x.Revoke(at, domain.RevokeEmergency)
+			wantStored(t, s, x)
+		}
+		wantStored(t, s, gone)
+		wantStored(t, s, newer)
+	})
+
 	t.Run("RevokeAllForUser/UnknownUser/RevokesNothing", func(t *testing.T) {
 		t.Parallel()
 		s, _ := newStores(t)

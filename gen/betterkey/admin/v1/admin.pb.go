@@ -757,6 +757,291 @@ func (x *RevokeUserSessionsResponse) GetRevokedCount() int32 {
 	return 0
 }
 
+// RevokeUserVehicleGrantsRequest selects the account.
+type RevokeUserVehicleGrantsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The BetterKey user id (a UUID).
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserVehicleGrantsRequest) Reset() {
+	*x = RevokeUserVehicleGrantsRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserVehicleGrantsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserVehicleGrantsRequest) ProtoMessage() {}
+
+func (x *RevokeUserVehicleGrantsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserVehicleGrantsRequest.ProtoReflect.Descriptor instead.
+func (*RevokeUserVehicleGrantsRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RevokeUserVehicleGrantsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// RevokeUserVehicleGrantsResponse reports what was revoked.
+type RevokeUserVehicleGrantsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Connections now marked needs_reauth.
+	ConnectionsRevoked int32 `protobuf:"varint,1,opt,name=connections_revoked,json=connectionsRevoked,proto3" json:"connections_revoked,omitempty"`
+	// Vehicles disconnected at Smartcar (those of connections that were still active).
+	VehiclesDisconnected int32 `protobuf:"varint,2,opt,name=vehicles_disconnected,json=vehiclesDisconnected,proto3" json:"vehicles_disconnected,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *RevokeUserVehicleGrantsResponse) Reset() {
+	*x = RevokeUserVehicleGrantsResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserVehicleGrantsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserVehicleGrantsResponse) ProtoMessage() {}
+
+func (x *RevokeUserVehicleGrantsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserVehicleGrantsResponse.ProtoReflect.Descriptor instead.
+func (*RevokeUserVehicleGrantsResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RevokeUserVehicleGrantsResponse) GetConnectionsRevoked() int32 {
+	if x != nil {
+		return x.ConnectionsRevoked
+	}
+	return 0
+}
+
+func (x *RevokeUserVehicleGrantsResponse) GetVehiclesDisconnected() int32 {
+	if x != nil {
+		return x.VehiclesDisconnected
+	}
+	return 0
+}
+
+// RevokeUserAppleGrantsRequest selects the account.
+type RevokeUserAppleGrantsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The BetterKey user id (a UUID).
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserAppleGrantsRequest) Reset() {
+	*x = RevokeUserAppleGrantsRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserAppleGrantsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserAppleGrantsRequest) ProtoMessage() {}
+
+func (x *RevokeUserAppleGrantsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserAppleGrantsRequest.ProtoReflect.Descriptor instead.
+func (*RevokeUserAppleGrantsRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RevokeUserAppleGrantsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// RevokeUserAppleGrantsResponse reports what was revoked.
+type RevokeUserAppleGrantsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sign in with Apple authorizations revoked at Apple (or found dead there) and deleted.
+	RevokedCount  int32 `protobuf:"varint,1,opt,name=revoked_count,json=revokedCount,proto3" json:"revoked_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserAppleGrantsResponse) Reset() {
+	*x = RevokeUserAppleGrantsResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserAppleGrantsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserAppleGrantsResponse) ProtoMessage() {}
+
+func (x *RevokeUserAppleGrantsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserAppleGrantsResponse.ProtoReflect.Descriptor instead.
+func (*RevokeUserAppleGrantsResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RevokeUserAppleGrantsResponse) GetRevokedCount() int32 {
+	if x != nil {
+		return x.RevokedCount
+	}
+	return 0
+}
+
+// RevokeAllSessionsRequest confirms the emergency stop.
+type RevokeAllSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Must be exactly "revoke every session"; anything else is VALIDATION_FAILED.
+	Confirm       string `protobuf:"bytes,1,opt,name=confirm,proto3" json:"confirm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAllSessionsRequest) Reset() {
+	*x = RevokeAllSessionsRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAllSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAllSessionsRequest) ProtoMessage() {}
+
+func (x *RevokeAllSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAllSessionsRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAllSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RevokeAllSessionsRequest) GetConfirm() string {
+	if x != nil {
+		return x.Confirm
+	}
+	return ""
+}
+
+// RevokeAllSessionsResponse reports what was revoked.
+type RevokeAllSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many sessions were active and are now revoked.
+	RevokedCount  int64 `protobuf:"varint,1,opt,name=revoked_count,json=revokedCount,proto3" json:"revoked_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAllSessionsResponse) Reset() {
+	*x = RevokeAllSessionsResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAllSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAllSessionsResponse) ProtoMessage() {}
+
+func (x *RevokeAllSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAllSessionsResponse.ProtoReflect.Descriptor instead.
+func (*RevokeAllSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RevokeAllSessionsResponse) GetRevokedCount() int64 {
+	if x != nil {
+		return x.RevokedCount
+	}
+	return 0
+}
+
 // RevokeSessionRequest selects one session. The owner is required so that a mistyped session id
 // cannot end somebody else's session.
 type RevokeSessionRequest struct {
@@ -771,7 +1056,7 @@ type RevokeSessionRequest struct {
 
 func (x *RevokeSessionRequest) Reset() {
 	*x = RevokeSessionRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +1068,7 @@ func (x *RevokeSessionRequest) String() string {
 func (*RevokeSessionRequest) ProtoMessage() {}
 
 func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1081,7 @@ func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeSessionRequest) GetUserId() string {
@@ -822,7 +1107,7 @@ type RevokeSessionResponse struct {
 
 func (x *RevokeSessionResponse) Reset() {
 	*x = RevokeSessionResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +1119,7 @@ func (x *RevokeSessionResponse) String() string {
 func (*RevokeSessionResponse) ProtoMessage() {}
 
 func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +1132,7 @@ func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 // KeyReport describes the key of secrets at rest and what each version protects.
@@ -866,7 +1151,7 @@ type KeyReport struct {
 
 func (x *KeyReport) Reset() {
 	*x = KeyReport{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +1163,7 @@ func (x *KeyReport) String() string {
 func (*KeyReport) ProtoMessage() {}
 
 func (x *KeyReport) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +1176,7 @@ func (x *KeyReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyReport.ProtoReflect.Descriptor instead.
 func (*KeyReport) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KeyReport) GetLatestVersion() int32 {
@@ -930,7 +1215,7 @@ type KeyVersionUsage struct {
 
 func (x *KeyVersionUsage) Reset() {
 	*x = KeyVersionUsage{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1227,7 @@ func (x *KeyVersionUsage) String() string {
 func (*KeyVersionUsage) ProtoMessage() {}
 
 func (x *KeyVersionUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1240,7 @@ func (x *KeyVersionUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyVersionUsage.ProtoReflect.Descriptor instead.
 func (*KeyVersionUsage) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KeyVersionUsage) GetVersion() int32 {
@@ -988,7 +1273,7 @@ type GetKeyReportRequest struct {
 
 func (x *GetKeyReportRequest) Reset() {
 	*x = GetKeyReportRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1285,7 @@ func (x *GetKeyReportRequest) String() string {
 func (*GetKeyReportRequest) ProtoMessage() {}
 
 func (x *GetKeyReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1298,7 @@ func (x *GetKeyReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyReportRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyReportRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 // GetKeyReportResponse carries the report.
@@ -1027,7 +1312,7 @@ type GetKeyReportResponse struct {
 
 func (x *GetKeyReportResponse) Reset() {
 	*x = GetKeyReportResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1324,7 @@ func (x *GetKeyReportResponse) String() string {
 func (*GetKeyReportResponse) ProtoMessage() {}
 
 func (x *GetKeyReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1337,7 @@ func (x *GetKeyReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyReportResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyReportResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetKeyReportResponse) GetReport() *KeyReport {
@@ -1071,7 +1356,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1368,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1381,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 // RotateKeyResponse names the new version.
@@ -1110,7 +1395,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1407,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1420,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RotateKeyResponse) GetLatestVersion() int32 {
@@ -1156,7 +1441,7 @@ type RewrapSecretsRequest struct {
 
 func (x *RewrapSecretsRequest) Reset() {
 	*x = RewrapSecretsRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1453,7 @@ func (x *RewrapSecretsRequest) String() string {
 func (*RewrapSecretsRequest) ProtoMessage() {}
 
 func (x *RewrapSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1466,7 @@ func (x *RewrapSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapSecretsRequest.ProtoReflect.Descriptor instead.
 func (*RewrapSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RewrapSecretsRequest) GetBatchSize() int32 {
@@ -1208,7 +1493,7 @@ type RewrapSecretsResponse struct {
 
 func (x *RewrapSecretsResponse) Reset() {
 	*x = RewrapSecretsResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1505,7 @@ func (x *RewrapSecretsResponse) String() string {
 func (*RewrapSecretsResponse) ProtoMessage() {}
 
 func (x *RewrapSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1518,7 @@ func (x *RewrapSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapSecretsResponse.ProtoReflect.Descriptor instead.
 func (*RewrapSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RewrapSecretsResponse) GetEvent() isRewrapSecretsResponse_Event {
@@ -1302,7 +1587,7 @@ type RewrapProgress struct {
 
 func (x *RewrapProgress) Reset() {
 	*x = RewrapProgress{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1599,7 @@ func (x *RewrapProgress) String() string {
 func (*RewrapProgress) ProtoMessage() {}
 
 func (x *RewrapProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1612,7 @@ func (x *RewrapProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapProgress.ProtoReflect.Descriptor instead.
 func (*RewrapProgress) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RewrapProgress) GetTargetVersion() int32 {
@@ -1385,7 +1670,7 @@ type RewrapSummary struct {
 
 func (x *RewrapSummary) Reset() {
 	*x = RewrapSummary{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1682,7 @@ func (x *RewrapSummary) String() string {
 func (*RewrapSummary) ProtoMessage() {}
 
 func (x *RewrapSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1695,7 @@ func (x *RewrapSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapSummary.ProtoReflect.Descriptor instead.
 func (*RewrapSummary) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RewrapSummary) GetTotals() *RewrapProgress {
@@ -1438,7 +1723,7 @@ type RetireKeyVersionsRequest struct {
 
 func (x *RetireKeyVersionsRequest) Reset() {
 	*x = RetireKeyVersionsRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1735,7 @@ func (x *RetireKeyVersionsRequest) String() string {
 func (*RetireKeyVersionsRequest) ProtoMessage() {}
 
 func (x *RetireKeyVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1748,7 @@ func (x *RetireKeyVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireKeyVersionsRequest.ProtoReflect.Descriptor instead.
 func (*RetireKeyVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RetireKeyVersionsRequest) GetMinVersion() int32 {
@@ -1484,7 +1769,7 @@ type RetireKeyVersionsResponse struct {
 
 func (x *RetireKeyVersionsResponse) Reset() {
 	*x = RetireKeyVersionsResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1781,7 @@ func (x *RetireKeyVersionsResponse) String() string {
 func (*RetireKeyVersionsResponse) ProtoMessage() {}
 
 func (x *RetireKeyVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1794,7 @@ func (x *RetireKeyVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireKeyVersionsResponse.ProtoReflect.Descriptor instead.
 func (*RetireKeyVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RetireKeyVersionsResponse) GetReport() *KeyReport {
@@ -1531,7 +1816,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1828,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1841,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ErrorDetail) GetCode() string {
@@ -1616,7 +1901,20 @@ const file_betterkey_admin_v1_admin_proto_rawDesc = "" +
 	"\x19RevokeUserSessionsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"A\n" +
 	"\x1aRevokeUserSessionsResponse\x12#\n" +
-	"\rrevoked_count\x18\x01 \x01(\x05R\frevokedCount\"N\n" +
+	"\rrevoked_count\x18\x01 \x01(\x05R\frevokedCount\"9\n" +
+	"\x1eRevokeUserVehicleGrantsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x87\x01\n" +
+	"\x1fRevokeUserVehicleGrantsResponse\x12/\n" +
+	"\x13connections_revoked\x18\x01 \x01(\x05R\x12connectionsRevoked\x123\n" +
+	"\x15vehicles_disconnected\x18\x02 \x01(\x05R\x14vehiclesDisconnected\"7\n" +
+	"\x1cRevokeUserAppleGrantsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"D\n" +
+	"\x1dRevokeUserAppleGrantsResponse\x12#\n" +
+	"\rrevoked_count\x18\x01 \x01(\x05R\frevokedCount\"4\n" +
+	"\x18RevokeAllSessionsRequest\x12\x18\n" +
+	"\aconfirm\x18\x01 \x01(\tR\aconfirm\"@\n" +
+	"\x19RevokeAllSessionsResponse\x12#\n" +
+	"\rrevoked_count\x18\x01 \x01(\x03R\frevokedCount\"N\n" +
 	"\x14RevokeSessionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -1668,12 +1966,15 @@ const file_betterkey_admin_v1_admin_proto_rawDesc = "" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SESSION_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15SESSION_STATE_EXPIRED\x10\x02\x12\x19\n" +
-	"\x15SESSION_STATE_REVOKED\x10\x032\xe6\x06\n" +
+	"\x15SESSION_STATE_REVOKED\x10\x032\xeb\t\n" +
 	"\fAdminService\x12W\n" +
 	"\aGetUser\x12\".betterkey.admin.v1.GetUserRequest\x1a#.betterkey.admin.v1.GetUserResponse\"\x03\x90\x02\x01\x12r\n" +
 	"\x10ListUserSessions\x12+.betterkey.admin.v1.ListUserSessionsRequest\x1a,.betterkey.admin.v1.ListUserSessionsResponse\"\x03\x90\x02\x01\x12x\n" +
 	"\x12RevokeUserSessions\x12-.betterkey.admin.v1.RevokeUserSessionsRequest\x1a..betterkey.admin.v1.RevokeUserSessionsResponse\"\x03\x90\x02\x02\x12i\n" +
-	"\rRevokeSession\x12(.betterkey.admin.v1.RevokeSessionRequest\x1a).betterkey.admin.v1.RevokeSessionResponse\"\x03\x90\x02\x02\x12f\n" +
+	"\rRevokeSession\x12(.betterkey.admin.v1.RevokeSessionRequest\x1a).betterkey.admin.v1.RevokeSessionResponse\"\x03\x90\x02\x02\x12\x87\x01\n" +
+	"\x17RevokeUserVehicleGrants\x122.betterkey.admin.v1.RevokeUserVehicleGrantsRequest\x1a3.betterkey.admin.v1.RevokeUserVehicleGrantsResponse\"\x03\x90\x02\x02\x12\x81\x01\n" +
+	"\x15RevokeUserAppleGrants\x120.betterkey.admin.v1.RevokeUserAppleGrantsRequest\x1a1.betterkey.admin.v1.RevokeUserAppleGrantsResponse\"\x03\x90\x02\x02\x12u\n" +
+	"\x11RevokeAllSessions\x12,.betterkey.admin.v1.RevokeAllSessionsRequest\x1a-.betterkey.admin.v1.RevokeAllSessionsResponse\"\x03\x90\x02\x02\x12f\n" +
 	"\fGetKeyReport\x12'.betterkey.admin.v1.GetKeyReportRequest\x1a(.betterkey.admin.v1.GetKeyReportResponse\"\x03\x90\x02\x01\x12X\n" +
 	"\tRotateKey\x12$.betterkey.admin.v1.RotateKeyRequest\x1a%.betterkey.admin.v1.RotateKeyResponse\x12k\n" +
 	"\rRewrapSecrets\x12(.betterkey.admin.v1.RewrapSecretsRequest\x1a).betterkey.admin.v1.RewrapSecretsResponse\"\x03\x90\x02\x020\x01\x12u\n" +
@@ -1692,75 +1993,87 @@ func file_betterkey_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_betterkey_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_betterkey_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_betterkey_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_betterkey_admin_v1_admin_proto_goTypes = []any{
-	(Device)(0),                        // 0: betterkey.admin.v1.Device
-	(SessionState)(0),                  // 1: betterkey.admin.v1.SessionState
-	(*AppleIdentity)(nil),              // 2: betterkey.admin.v1.AppleIdentity
-	(*GetUserRequest)(nil),             // 3: betterkey.admin.v1.GetUserRequest
-	(*GetUserResponse)(nil),            // 4: betterkey.admin.v1.GetUserResponse
-	(*User)(nil),                       // 5: betterkey.admin.v1.User
-	(*ListUserSessionsRequest)(nil),    // 6: betterkey.admin.v1.ListUserSessionsRequest
-	(*ListUserSessionsResponse)(nil),   // 7: betterkey.admin.v1.ListUserSessionsResponse
-	(*Session)(nil),                    // 8: betterkey.admin.v1.Session
-	(*RevokeUserSessionsRequest)(nil),  // 9: betterkey.admin.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil), // 10: betterkey.admin.v1.RevokeUserSessionsResponse
-	(*RevokeSessionRequest)(nil),       // 11: betterkey.admin.v1.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),      // 12: betterkey.admin.v1.RevokeSessionResponse
-	(*KeyReport)(nil),                  // 13: betterkey.admin.v1.KeyReport
-	(*KeyVersionUsage)(nil),            // 14: betterkey.admin.v1.KeyVersionUsage
-	(*GetKeyReportRequest)(nil),        // 15: betterkey.admin.v1.GetKeyReportRequest
-	(*GetKeyReportResponse)(nil),       // 16: betterkey.admin.v1.GetKeyReportResponse
-	(*RotateKeyRequest)(nil),           // 17: betterkey.admin.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 18: betterkey.admin.v1.RotateKeyResponse
-	(*RewrapSecretsRequest)(nil),       // 19: betterkey.admin.v1.RewrapSecretsRequest
-	(*RewrapSecretsResponse)(nil),      // 20: betterkey.admin.v1.RewrapSecretsResponse
-	(*RewrapProgress)(nil),             // 21: betterkey.admin.v1.RewrapProgress
-	(*RewrapSummary)(nil),              // 22: betterkey.admin.v1.RewrapSummary
-	(*RetireKeyVersionsRequest)(nil),   // 23: betterkey.admin.v1.RetireKeyVersionsRequest
-	(*RetireKeyVersionsResponse)(nil),  // 24: betterkey.admin.v1.RetireKeyVersionsResponse
-	(*ErrorDetail)(nil),                // 25: betterkey.admin.v1.ErrorDetail
-	(*timestamppb.Timestamp)(nil),      // 26: google.protobuf.Timestamp
+	(Device)(0),                             // 0: betterkey.admin.v1.Device
+	(SessionState)(0),                       // 1: betterkey.admin.v1.SessionState
+	(*AppleIdentity)(nil),                   // 2: betterkey.admin.v1.AppleIdentity
+	(*GetUserRequest)(nil),                  // 3: betterkey.admin.v1.GetUserRequest
+	(*GetUserResponse)(nil),                 // 4: betterkey.admin.v1.GetUserResponse
+	(*User)(nil),                            // 5: betterkey.admin.v1.User
+	(*ListUserSessionsRequest)(nil),         // 6: betterkey.admin.v1.ListUserSessionsRequest
+	(*ListUserSessionsResponse)(nil),        // 7: betterkey.admin.v1.ListUserSessionsResponse
+	(*Session)(nil),                         // 8: betterkey.admin.v1.Session
+	(*RevokeUserSessionsRequest)(nil),       // 9: betterkey.admin.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),      // 10: betterkey.admin.v1.RevokeUserSessionsResponse
+	(*RevokeUserVehicleGrantsRequest)(nil),  // 11: betterkey.admin.v1.RevokeUserVehicleGrantsRequest
+	(*RevokeUserVehicleGrantsResponse)(nil), // 12: betterkey.admin.v1.RevokeUserVehicleGrantsResponse
+	(*RevokeUserAppleGrantsRequest)(nil),    // 13: betterkey.admin.v1.RevokeUserAppleGrantsRequest
+	(*RevokeUserAppleGrantsResponse)(nil),   // 14: betterkey.admin.v1.RevokeUserAppleGrantsResponse
+	(*RevokeAllSessionsRequest)(nil),        // 15: betterkey.admin.v1.RevokeAllSessionsRequest
+	(*RevokeAllSessionsResponse)(nil),       // 16: betterkey.admin.v1.RevokeAllSessionsResponse
+	(*RevokeSessionRequest)(nil),            // 17: betterkey.admin.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),           // 18: betterkey.admin.v1.RevokeSessionResponse
+	(*KeyReport)(nil),                       // 19: betterkey.admin.v1.KeyReport
+	(*KeyVersionUsage)(nil),                 // 20: betterkey.admin.v1.KeyVersionUsage
+	(*GetKeyReportRequest)(nil),             // 21: betterkey.admin.v1.GetKeyReportRequest
+	(*GetKeyReportResponse)(nil),            // 22: betterkey.admin.v1.GetKeyReportResponse
+	(*RotateKeyRequest)(nil),                // 23: betterkey.admin.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),               // 24: betterkey.admin.v1.RotateKeyResponse
+	(*RewrapSecretsRequest)(nil),            // 25: betterkey.admin.v1.RewrapSecretsRequest
+	(*RewrapSecretsResponse)(nil),           // 26: betterkey.admin.v1.RewrapSecretsResponse
+	(*RewrapProgress)(nil),                  // 27: betterkey.admin.v1.RewrapProgress
+	(*RewrapSummary)(nil),                   // 28: betterkey.admin.v1.RewrapSummary
+	(*RetireKeyVersionsRequest)(nil),        // 29: betterkey.admin.v1.RetireKeyVersionsRequest
+	(*RetireKeyVersionsResponse)(nil),       // 30: betterkey.admin.v1.RetireKeyVersionsResponse
+	(*ErrorDetail)(nil),                     // 31: betterkey.admin.v1.ErrorDetail
+	(*timestamppb.Timestamp)(nil),           // 32: google.protobuf.Timestamp
 }
 var file_betterkey_admin_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: betterkey.admin.v1.GetUserRequest.apple:type_name -> betterkey.admin.v1.AppleIdentity
 	5,  // 1: betterkey.admin.v1.GetUserResponse.user:type_name -> betterkey.admin.v1.User
 	2,  // 2: betterkey.admin.v1.User.apple:type_name -> betterkey.admin.v1.AppleIdentity
-	26, // 3: betterkey.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	26, // 4: betterkey.admin.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	32, // 3: betterkey.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	32, // 4: betterkey.admin.v1.User.updated_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: betterkey.admin.v1.ListUserSessionsResponse.sessions:type_name -> betterkey.admin.v1.Session
 	0,  // 6: betterkey.admin.v1.Session.device:type_name -> betterkey.admin.v1.Device
-	26, // 7: betterkey.admin.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	26, // 8: betterkey.admin.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	26, // 9: betterkey.admin.v1.Session.idle_expires_at:type_name -> google.protobuf.Timestamp
-	26, // 10: betterkey.admin.v1.Session.absolute_expires_at:type_name -> google.protobuf.Timestamp
-	26, // 11: betterkey.admin.v1.Session.revoked_at:type_name -> google.protobuf.Timestamp
+	32, // 7: betterkey.admin.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	32, // 8: betterkey.admin.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	32, // 9: betterkey.admin.v1.Session.idle_expires_at:type_name -> google.protobuf.Timestamp
+	32, // 10: betterkey.admin.v1.Session.absolute_expires_at:type_name -> google.protobuf.Timestamp
+	32, // 11: betterkey.admin.v1.Session.revoked_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: betterkey.admin.v1.Session.state:type_name -> betterkey.admin.v1.SessionState
-	14, // 13: betterkey.admin.v1.KeyReport.versions:type_name -> betterkey.admin.v1.KeyVersionUsage
-	13, // 14: betterkey.admin.v1.GetKeyReportResponse.report:type_name -> betterkey.admin.v1.KeyReport
-	21, // 15: betterkey.admin.v1.RewrapSecretsResponse.progress:type_name -> betterkey.admin.v1.RewrapProgress
-	22, // 16: betterkey.admin.v1.RewrapSecretsResponse.summary:type_name -> betterkey.admin.v1.RewrapSummary
-	21, // 17: betterkey.admin.v1.RewrapSummary.totals:type_name -> betterkey.admin.v1.RewrapProgress
-	13, // 18: betterkey.admin.v1.RewrapSummary.report:type_name -> betterkey.admin.v1.KeyReport
-	13, // 19: betterkey.admin.v1.RetireKeyVersionsResponse.report:type_name -> betterkey.admin.v1.KeyReport
+	20, // 13: betterkey.admin.v1.KeyReport.versions:type_name -> betterkey.admin.v1.KeyVersionUsage
+	19, // 14: betterkey.admin.v1.GetKeyReportResponse.report:type_name -> betterkey.admin.v1.KeyReport
+	27, // 15: betterkey.admin.v1.RewrapSecretsResponse.progress:type_name -> betterkey.admin.v1.RewrapProgress
+	28, // 16: betterkey.admin.v1.RewrapSecretsResponse.summary:type_name -> betterkey.admin.v1.RewrapSummary
+	27, // 17: betterkey.admin.v1.RewrapSummary.totals:type_name -> betterkey.admin.v1.RewrapProgress
+	19, // 18: betterkey.admin.v1.RewrapSummary.report:type_name -> betterkey.admin.v1.KeyReport
+	19, // 19: betterkey.admin.v1.RetireKeyVersionsResponse.report:type_name -> betterkey.admin.v1.KeyReport
 	3,  // 20: betterkey.admin.v1.AdminService.GetUser:input_type -> betterkey.admin.v1.GetUserRequest
 	6,  // 21: betterkey.admin.v1.AdminService.ListUserSessions:input_type -> betterkey.admin.v1.ListUserSessionsRequest
 	9,  // 22: betterkey.admin.v1.AdminService.RevokeUserSessions:input_type -> betterkey.admin.v1.RevokeUserSessionsRequest
-	11, // 23: betterkey.admin.v1.AdminService.RevokeSession:input_type -> betterkey.admin.v1.RevokeSessionRequest
-	15, // 24: betterkey.admin.v1.AdminService.GetKeyReport:input_type -> betterkey.admin.v1.GetKeyReportRequest
-	17, // 25: betterkey.admin.v1.AdminService.RotateKey:input_type -> betterkey.admin.v1.RotateKeyRequest
-	19, // 26: betterkey.admin.v1.AdminService.RewrapSecrets:input_type -> betterkey.admin.v1.RewrapSecretsRequest
-	23, // 27: betterkey.admin.v1.AdminService.RetireKeyVersions:input_type -> betterkey.admin.v1.RetireKeyVersionsRequest
-	4,  // 28: betterkey.admin.v1.AdminService.GetUser:output_type -> betterkey.admin.v1.GetUserResponse
-	7,  // 29: betterkey.admin.v1.AdminService.ListUserSessions:output_type -> betterkey.admin.v1.ListUserSessionsResponse
-	10, // 30: betterkey.admin.v1.AdminService.RevokeUserSessions:output_type -> betterkey.admin.v1.RevokeUserSessionsResponse
-	12, // 31: betterkey.admin.v1.AdminService.RevokeSession:output_type -> betterkey.admin.v1.RevokeSessionResponse
-	16, // 32: betterkey.admin.v1.AdminService.GetKeyReport:output_type -> betterkey.admin.v1.GetKeyReportResponse
-	18, // 33: betterkey.admin.v1.AdminService.RotateKey:output_type -> betterkey.admin.v1.RotateKeyResponse
-	20, // 34: betterkey.admin.v1.AdminService.RewrapSecrets:output_type -> betterkey.admin.v1.RewrapSecretsResponse
-	24, // 35: betterkey.admin.v1.AdminService.RetireKeyVersions:output_type -> betterkey.admin.v1.RetireKeyVersionsResponse
-	28, // [28:36] is the sub-list for method output_type
-	20, // [20:28] is the sub-list for method input_type
+	17, // 23: betterkey.admin.v1.AdminService.RevokeSession:input_type -> betterkey.admin.v1.RevokeSessionRequest
+	11, // 24: betterkey.admin.v1.AdminService.RevokeUserVehicleGrants:input_type -> betterkey.admin.v1.RevokeUserVehicleGrantsRequest
+	13, // 25: betterkey.admin.v1.AdminService.RevokeUserAppleGrants:input_type -> betterkey.admin.v1.RevokeUserAppleGrantsRequest
+	15, // 26: betterkey.admin.v1.AdminService.RevokeAllSessions:input_type -> betterkey.admin.v1.RevokeAllSessionsRequest
+	21, // 27: betterkey.admin.v1.AdminService.GetKeyReport:input_type -> betterkey.admin.v1.GetKeyReportRequest
+	23, // 28: betterkey.admin.v1.AdminService.RotateKey:input_type -> betterkey.admin.v1.RotateKeyRequest
+	25, // 29: betterkey.admin.v1.AdminService.RewrapSecrets:input_type -> betterkey.admin.v1.RewrapSecretsRequest
+	29, // 30: betterkey.admin.v1.AdminService.RetireKeyVersions:input_type -> betterkey.admin.v1.RetireKeyVersionsRequest
+	4,  // 31: betterkey.admin.v1.AdminService.GetUser:output_type -> betterkey.admin.v1.GetUserResponse
+	7,  // 32: betterkey.admin.v1.AdminService.ListUserSessions:output_type -> betterkey.admin.v1.ListUserSessionsResponse
+	10, // 33: betterkey.admin.v1.AdminService.RevokeUserSessions:output_type -> betterkey.admin.v1.RevokeUserSessionsResponse
+	18, // 34: betterkey.admin.v1.AdminService.RevokeSession:output_type -> betterkey.admin.v1.RevokeSessionResponse
+	12, // 35: betterkey.admin.v1.AdminService.RevokeUserVehicleGrants:output_type -> betterkey.admin.v1.RevokeUserVehicleGrantsResponse
+	14, // 36: betterkey.admin.v1.AdminService.RevokeUserAppleGrants:output_type -> betterkey.admin.v1.RevokeUserAppleGrantsResponse
+	16, // 37: betterkey.admin.v1.AdminService.RevokeAllSessions:output_type -> betterkey.admin.v1.RevokeAllSessionsResponse
+	22, // 38: betterkey.admin.v1.AdminService.GetKeyReport:output_type -> betterkey.admin.v1.GetKeyReportResponse
+	24, // 39: betterkey.admin.v1.AdminService.RotateKey:output_type -> betterkey.admin.v1.RotateKeyResponse
+	26, // 40: betterkey.admin.v1.AdminService.RewrapSecrets:output_type -> betterkey.admin.v1.RewrapSecretsResponse
+	30, // 41: betterkey.admin.v1.AdminService.RetireKeyVersions:output_type -> betterkey.admin.v1.RetireKeyVersionsResponse
+	31, // [31:42] is the sub-list for method output_type
+	20, // [20:31] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
 	20, // [20:20] is the sub-list for extension extendee
 	0,  // [0:20] is the sub-list for field type_name
@@ -1775,7 +2088,7 @@ func file_betterkey_admin_v1_admin_proto_init() {
 		(*GetUserRequest_UserId)(nil),
 		(*GetUserRequest_Apple)(nil),
 	}
-	file_betterkey_admin_v1_admin_proto_msgTypes[18].OneofWrappers = []any{
+	file_betterkey_admin_v1_admin_proto_msgTypes[24].OneofWrappers = []any{
 		(*RewrapSecretsResponse_Progress)(nil),
 		(*RewrapSecretsResponse_Summary)(nil),
 	}
@@ -1785,7 +2098,7 @@ func file_betterkey_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_betterkey_admin_v1_admin_proto_rawDesc), len(file_betterkey_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -50,6 +50,15 @@ const (
 	// AdminServiceRevokeSessionProcedure is the fully-qualified name of the AdminService's
 	// RevokeSession RPC.
 	AdminServiceRevokeSessionProcedure = "/betterkey.admin.v1.AdminService/RevokeSession"
+	// AdminServiceRevokeUserVehicleGrantsProcedure is the fully-qualified name of the AdminService's
+	// RevokeUserVehicleGrants RPC.
+	AdminServiceRevokeUserVehicleGrantsProcedure = "/betterkey.admin.v1.AdminService/RevokeUserVehicleGrants"
+	// AdminServiceRevokeUserAppleGrantsProcedure is the fully-qualified name of the AdminService's
+	// RevokeUserAppleGrants RPC.
+	AdminServiceRevokeUserAppleGrantsProcedure = "/betterkey.admin.v1.AdminService/RevokeUserAppleGrants"
+	// AdminServiceRevokeAllSessionsProcedure is the fully-qualified name of the AdminService's
+	// RevokeAllSessions RPC.
+	AdminServiceRevokeAllSessionsProcedure = "/betterkey.admin.v1.AdminService/RevokeAllSessions"
 	// AdminServiceGetKeyReportProcedure is the fully-qualified name of the AdminService's GetKeyReport
 	// RPC.
 	AdminServiceGetKeyReportProcedure = "/betterkey.admin.v1.AdminService/GetKeyReport"
@@ -75,6 +84,17 @@ type AdminServiceClient interface {
 	// RevokeSession revokes one session of an account; revoking a revoked session succeeds and
 	// keeps the first reason.
 	RevokeSession(context.Context, *v1.RevokeSessionRequest) (*v1.RevokeSessionResponse, error)
+	// RevokeUserVehicleGrants ends the app's access to every vehicle of an account at Smartcar
+	// (each is disconnected upstream) and marks its connections needs_reauth, so commands are
+	// refused until the owner connects again. For a compromised account. A temporary Smartcar
+	// failure is UNAVAILABLE; calling it again finishes the rest.
+	RevokeUserVehicleGrants(context.Context, *v1.RevokeUserVehicleGrantsRequest) (*v1.RevokeUserVehicleGrantsResponse, error)
+	// RevokeUserAppleGrants revokes at Apple every Sign in with Apple authorization of an account
+	// and deletes their refresh tokens. Sessions stay; revoke them with RevokeUserSessions.
+	RevokeUserAppleGrants(context.Context, *v1.RevokeUserAppleGrantsRequest) (*v1.RevokeUserAppleGrantsResponse, error)
+	// RevokeAllSessions is the emergency stop: it revokes every active session of every account
+	// (every app must sign in again). It needs confirm set to the phrase "revoke every session".
+	RevokeAllSessions(context.Context, *v1.RevokeAllSessionsRequest) (*v1.RevokeAllSessionsResponse, error)
 	// GetKeyReport returns the key versions of secrets at rest and how many stored secrets each
 	// protects.
 	GetKeyReport(context.Context, *v1.GetKeyReportRequest) (*v1.GetKeyReportResponse, error)
@@ -130,6 +150,27 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
+		revokeUserVehicleGrants: connect.NewClient[v1.RevokeUserVehicleGrantsRequest, v1.RevokeUserVehicleGrantsResponse](
+			httpClient,
+			baseURL+AdminServiceRevokeUserVehicleGrantsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RevokeUserVehicleGrants")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		revokeUserAppleGrants: connect.NewClient[v1.RevokeUserAppleGrantsRequest, v1.RevokeUserAppleGrantsResponse](
+			httpClient,
+			baseURL+AdminServiceRevokeUserAppleGrantsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RevokeUserAppleGrants")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		revokeAllSessions: connect.NewClient[v1.RevokeAllSessionsRequest, v1.RevokeAllSessionsResponse](
+			httpClient,
+			baseURL+AdminServiceRevokeAllSessionsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RevokeAllSessions")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 		getKeyReport: connect.NewClient[v1.GetKeyReportRequest, v1.GetKeyReportResponse](
 			httpClient,
 			baseURL+AdminServiceGetKeyReportProcedure,
@@ -162,14 +203,17 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	getUser            *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
-	listUserSessions   *connect.Client[v1.ListUserSessionsRequest, v1.ListUserSessionsResponse]
-	revokeUserSessions *connect.Client[v1.RevokeUserSessionsRequest, v1.RevokeUserSessionsResponse]
-	revokeSession      *connect.Client[v1.RevokeSessionRequest, v1.RevokeSessionResponse]
-	getKeyReport       *connect.Client[v1.GetKeyReportRequest, v1.GetKeyReportResponse]
-	rotateKey          *connect.Client[v1.RotateKeyRequest, v1.RotateKeyResponse]
-	rewrapSecrets      *connect.Client[v1.RewrapSecretsRequest, v1.RewrapSecretsResponse]
-	retireKeyVersions  *connect.Client[v1.RetireKeyVersionsRequest, v1.RetireKeyVersionsResponse]
+	getUser                 *connect.Client[v1.GetUserRequest, v1.GetUserResponse]
+	listUserSessions        *connect.Client[v1.ListUserSessionsRequest, v1.ListUserSessionsResponse]
+	revokeUserSessions      *connect.Client[v1.RevokeUserSessionsRequest, v1.RevokeUserSessionsResponse]
+	revokeSession           *connect.Client[v1.RevokeSessionRequest, v1.RevokeSessionResponse]
+	revokeUserVehicleGrants *connect.Client[v1.RevokeUserVehicleGrantsRequest, v1.RevokeUserVehicleGrantsResponse]
+	revokeUserAppleGrants   *connect.Client[v1.RevokeUserAppleGrantsRequest, v1.RevokeUserAppleGrantsResponse]
+	revokeAllSessions       *connect.Client[v1.RevokeAllSessionsRequest, v1.RevokeAllSessionsResponse]
+	getKeyReport            *connect.Client[v1.GetKeyReportRequest, v1.GetKeyReportResponse]
+	rotateKey               *connect.Client[v1.RotateKeyRequest, v1.RotateKeyResponse]
+	rewrapSecrets           *connect.Client[v1.RewrapSecretsRequest, v1.RewrapSecretsResponse]
+	retireKeyVersions       *connect.Client[v1.RetireKeyVersionsRequest, v1.RetireKeyVersionsResponse]
 }
 
 // GetUser calls betterkey.admin.v1.AdminService.GetUser.
@@ -202,6 +246,33 @@ func (c *adminServiceClient) RevokeUserSessions(ctx context.Context, req *v1.Rev
 // RevokeSession calls betterkey.admin.v1.AdminService.RevokeSession.
 func (c *adminServiceClient) RevokeSession(ctx context.Context, req *v1.RevokeSessionRequest) (*v1.RevokeSessionResponse, error) {
 	response, err := c.revokeSession.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RevokeUserVehicleGrants calls betterkey.admin.v1.AdminService.RevokeUserVehicleGrants.
+func (c *adminServiceClient) RevokeUserVehicleGrants(ctx context.Context, req *v1.RevokeUserVehicleGrantsRequest) (*v1.RevokeUserVehicleGrantsResponse, error) {
+	response, err := c.revokeUserVehicleGrants.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RevokeUserAppleGrants calls betterkey.admin.v1.AdminService.RevokeUserAppleGrants.
+func (c *adminServiceClient) RevokeUserAppleGrants(ctx context.Context, req *v1.RevokeUserAppleGrantsRequest) (*v1.RevokeUserAppleGrantsResponse, error) {
+	response, err := c.revokeUserAppleGrants.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RevokeAllSessions calls betterkey.admin.v1.AdminService.RevokeAllSessions.
+func (c *adminServiceClient) RevokeAllSessions(ctx context.Context, req *v1.RevokeAllSessionsRequest) (*v1.RevokeAllSessionsResponse, error) {
+	response, err := c.revokeAllSessions.CallUnary(ctx, connect.NewRequest(req))
 	if response != nil {
 		return response.Msg, err
 	}
@@ -252,6 +323,17 @@ type AdminServiceHandler interface {
 	// RevokeSession revokes one session of an account; revoking a revoked session succeeds and
 	// keeps the first reason.
 	RevokeSession(context.Context, *v1.RevokeSessionRequest) (*v1.RevokeSessionResponse, error)
+	// RevokeUserVehicleGrants ends the app's access to every vehicle of an account at Smartcar
+	// (each is disconnected upstream) and marks its connections needs_reauth, so commands are
+	// refused until the owner connects again. For a compromised account. A temporary Smartcar
+	// failure is UNAVAILABLE; calling it again finishes the rest.
+	RevokeUserVehicleGrants(context.Context, *v1.RevokeUserVehicleGrantsRequest) (*v1.RevokeUserVehicleGrantsResponse, error)
+	// RevokeUserAppleGrants revokes at Apple every Sign in with Apple authorization of an account
+	// and deletes their refresh tokens. Sessions stay; revoke them with RevokeUserSessions.
+	RevokeUserAppleGrants(context.Context, *v1.RevokeUserAppleGrantsRequest) (*v1.RevokeUserAppleGrantsResponse, error)
+	// RevokeAllSessions is the emergency stop: it revokes every active session of every account
+	// (every app must sign in again). It needs confirm set to the phrase "revoke every session".
+	RevokeAllSessions(context.Context, *v1.RevokeAllSessionsRequest) (*v1.RevokeAllSessionsResponse, error)
 	// GetKeyReport returns the key versions of secrets at rest and how many stored secrets each
 	// protects.
 	GetKeyReport(context.Context, *v1.GetKeyReportRequest) (*v1.GetKeyReportResponse, error)
@@ -303,6 +385,27 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceRevokeUserVehicleGrantsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRevokeUserVehicleGrantsProcedure,
+		svc.RevokeUserVehicleGrants,
+		connect.WithSchema(adminServiceMethods.ByName("RevokeUserVehicleGrants")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRevokeUserAppleGrantsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRevokeUserAppleGrantsProcedure,
+		svc.RevokeUserAppleGrants,
+		connect.WithSchema(adminServiceMethods.ByName("RevokeUserAppleGrants")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRevokeAllSessionsHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRevokeAllSessionsProcedure,
+		svc.RevokeAllSessions,
+		connect.WithSchema(adminServiceMethods.ByName("RevokeAllSessions")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminServiceGetKeyReportHandler := connect.NewUnaryHandlerSimple(
 		AdminServiceGetKeyReportProcedure,
 		svc.GetKeyReport,
@@ -340,6 +443,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceRevokeUserSessionsHandler.ServeHTTP(w, r)
 		case AdminServiceRevokeSessionProcedure:
 			adminServiceRevokeSessionHandler.ServeHTTP(w, r)
+		case AdminServiceRevokeUserVehicleGrantsProcedure:
+			adminServiceRevokeUserVehicleGrantsHandler.ServeHTTP(w, r)
+		case AdminServiceRevokeUserAppleGrantsProcedure:
+			adminServiceRevokeUserAppleGrantsHandler.ServeHTTP(w, r)
+		case AdminServiceRevokeAllSessionsProcedure:
+			adminServiceRevokeAllSessionsHandler.ServeHTTP(w, r)
 		case AdminServiceGetKeyReportProcedure:
 			adminServiceGetKeyReportHandler.ServeHTTP(w, r)
 		case AdminServiceRotateKeyProcedure:
@@ -371,6 +480,18 @@ func (UnimplementedAdminServiceHandler) RevokeUserSessions(context.Context, *v1.
 
 func (UnimplementedAdminServiceHandler) RevokeSession(context.Context, *v1.RevokeSessionRequest) (*v1.RevokeSessionResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RevokeSession is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RevokeUserVehicleGrants(context.Context, *v1.RevokeUserVehicleGrantsRequest) (*v1.RevokeUserVehicleGrantsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RevokeUserVehicleGrants is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RevokeUserAppleGrants(context.Context, *v1.RevokeUserAppleGrantsRequest) (*v1.RevokeUserAppleGrantsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RevokeUserAppleGrants is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RevokeAllSessions(context.Context, *v1.RevokeAllSessionsRequest) (*v1.RevokeAllSessionsResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RevokeAllSessions is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) GetKeyReport(context.Context, *v1.GetKeyReportRequest) (*v1.GetKeyReportResponse, error) {
