@@ -51,6 +51,8 @@ type Config struct {
 	ApplePrivateKey    domain.Secret
 	DevSkipAppleVerify bool
 	SessionSigningKey  domain.Secret
+	// SessionVerifyKeys verify access tokens without signing any: a rotation's overlap.
+	SessionVerifyKeys []domain.Secret
 	SessionIdleTTL     time.Duration
 	SessionAbsoluteTTL time.Duration
 	AccessTokenTTL     time.Duration
@@ -165,6 +167,9 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 	for _, t := range r.list("ADMIN_TOKENS", nil) {
 		c.AdminTokens = append(c.AdminTokens, domain.NewSecret(t))
 	}
+	for _, k := range r.list("SESSION_VERIFY_KEYS", nil) {
+		c.SessionVerifyKeys = append(c.SessionVerifyKeys, domain.NewSecret(k))
+	}
 	for _, t := range r.list("SMARTCAR_WEBHOOK_SECRETS", nil) {
 		c.SmartcarWebhookSecrets = append(c.SmartcarWebhookSecrets, domain.NewSecret(t))
 	}
@@ -278,6 +283,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			add("%s must be an absolute http(s) URL", name)
 		}
+	}
+	if len(c.SessionVerifyKeys) > 2 {
+		add("BETTERKEY_SESSION_VERIFY_KEYS takes at most two keys (the one rotated out and the next)")
 	}
 	if c.SessionSigningKey.Len() < 32 {
 		add("BETTERKEY_SESSION_SIGNING_KEY is required: at least 32 random bytes in base64")
@@ -418,6 +426,7 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_APPLE_PRIVATE_KEY", c.ApplePrivateKey)
 	line("BETTERKEY_DEV_SKIP_APPLE_VERIFY", c.DevSkipAppleVerify)
 	line("BETTERKEY_SESSION_SIGNING_KEY", c.SessionSigningKey)
+	line("BETTERKEY_SESSION_VERIFY_KEYS", fmt.Sprintf("%d configured", len(c.SessionVerifyKeys)))
 	line("BETTERKEY_ADMIN_TOKENS", fmt.Sprintf("%d configured", len(c.AdminTokens)))
 	line("BETTERKEY_KEYRING_FILE", c.KeyringFile)
 	line("BETTERKEY_VAULT_ADDR", c.VaultAddr)

@@ -118,7 +118,8 @@ func newAppleVerifier(cfg config.Config, log *slog.Logger) (ports.AppleVerifier,
 }
 
 func newAccessTokens(cfg config.Config) (ports.AccessTokens, error) {
-	return sessiontoken.New(sessiontoken.Config{SigningKey: cfg.SessionSigningKey, Issuer: "betterkey", Audience: "betterkey-app"})
+	return sessiontoken.New(sessiontoken.Config{SigningKey: cfg.SessionSigningKey, VerifyKeys: cfg.SessionVerifyKeys,
+		Issuer: "betterkey", Audience: "betterkey-app"})
 }
 
 // newAppleTokens builds the client of Apple's token and revoke endpoints. Without a configured

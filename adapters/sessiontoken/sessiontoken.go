@@ -31,6 +31,10 @@ const (
 type Config struct {
 	// SigningKey is at least 32 random bytes, base64 (std or url alphabet).
 	SigningKey domain.Secret
+	// VerifyKeys are further keys whose tokens still verify but that sign nothing: the key being
+	// rotated out (its tokens live for one access-token lifetime), or the next key, published to
+	// every replica before any replica signs with it.
+	VerifyKeys []domain.Secret
 	Issuer     string
 	Audience   string
 }
@@ -39,6 +43,7 @@ type Config struct {
 type Signer struct {
 	key      []byte
 	kid      string
+	verify   map[string][]byte // by kid, the signing key included
 	issuer   string
 	audience string
 }
@@ -54,14 +59,28 @@ func New(cfg Config) (*Signer, error) {
 	if cfg.Issuer == "" || cfg.Audience == "" {
 		return nil, errors.New("session token issuer and audience are required")
 	}
-	// The key id is a MAC of a constant, so it names the key without revealing anything about it.
+	sg := &Signer{key: key, kid: keyID(key), verify: map[string][]byte{}, issuer: cfg.Issuer, audience: cfg.Audience}
+	sg.verify[sg.kid] = key
+	for i, k := range cfg.VerifyKeys {
+		b, err := decodeKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("session verify key %d: %w", i+1, err)
+		}
+		sg.verify[keyID(b)] = b
+	}
+	return sg, nil
+}
+
+// keyID is a MAC of a constant under the key, so it names the key without revealing anything
+// about it.
+func keyID(key []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("betterkey access token key id"))
-	return &Signer{
-		key: key, kid: hex.EncodeToString(m.Sum(nil)[:8]),
-		issuer: cfg.Issuer, audience: cfg.Audience,
-	}, nil
+	return hex.EncodeToString(m.Sum(nil)[:8])
 }
+
+// KeyID names the signing key, for logs and the rotation runbook.
+func (s *Signer) KeyID() string { return s.kid }
 
 // GenerateKey returns a fresh random signing key in the form Config.SigningKey expects; the
 // first-run server uses it when no key is configured in development.
@@ -119,10 +138,12 @@ func (s *Signer) Verify(token string, now time.Time) (ports.AccessClaims, error)
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	t, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
-		if t.Header["typ"] != tokenType || t.Header["kid"] != s.kid {
-			return nil, errors.New("wrong token type or key id")
+		kid, _ := t.Header["kid"].(string)
+		key, ok := s.verify[kid]
+		if t.Header["typ"] != tokenType || !ok {
+			return nil, errors.New("wrong token type or unknown key id")
 		}
-		return s.key, nil
+		return key, nil
 	})
 	if err != nil || !t.Valid {
 		// golang-jwt validates claims only after the signature, so "expired" implies a genuine token.

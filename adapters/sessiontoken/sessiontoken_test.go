@@ -114,3 +114,61 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// Rotation with an overlap: the next key is first published as a verify key, then signs while
+// the old one verifies for an access-token lifetime, then the old one goes. A key that is not
+// configured, in either role, verifies nothing.
+func TestKeyRotationOverlap(t *testing.T) {
+	oldKey, newKey := sessiontoken.GenerateKey(), sessiontoken.GenerateKey()
+	mk := func(sign domain.Secret, verify ...domain.Secret) *sessiontoken.Signer {
+		t.Helper()
+		s, err := sessiontoken.New(sessiontoken.Config{SigningKey: sign, VerifyKeys: verify, Issuer: "betterkey", Audience: "betterkey-app"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := time.Now().Truncate(time.Second)
+	before := mk(oldKey)
+	published := mk(oldKey, newKey) // step 1: every replica learns the new key
+	switched := mk(newKey, oldKey)  // step 2: the new key signs, the old one still verifies
+	after := mk(newKey)             // step 3: the old key is gone
+	if before.KeyID() == switched.KeyID() || published.KeyID() != before.KeyID() {
+		t.Fatal("key ids do not follow the signing key")
+	}
+	issue := func(s *sessiontoken.Signer) string {
+		tok, err := s.Issue(claimsAt(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.Reveal()
+	}
+	oldTok, newTok := issue(before), issue(switched)
+	for _, tc := range []struct {
+		name  string
+		s     *sessiontoken.Signer
+		token string
+		ok    bool
+	}{
+		{"old token, old replica", before, oldTok, true},
+		{"old token, replica that published the new key", published, oldTok, true},
+		{"old token, switched replica", switched, oldTok, true},
+		{"old token after the overlap", after, oldTok, false},
+		{"new token, replica that published it", published, newTok, true},
+		{"new token, switched replica", switched, newTok, true},
+		{"new token, replica that never heard of it", before, newTok, false},
+		{"new token after the overlap", after, newTok, true},
+	} {
+		_, err := tc.s.Verify(tc.token, now.Add(time.Minute))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, domain.ErrInvalidAccessToken) {
+			t.Errorf("%s: %v, want INVALID_ACCESS_TOKEN", tc.name, err)
+		}
+	}
+	if _, err := sessiontoken.New(sessiontoken.Config{SigningKey: oldKey, VerifyKeys: []domain.Secret{domain.NewSecret("short")},
+		Issuer: "betterkey", Audience: "betterkey-app"}); err == nil {
+		t.Error("a malformed verify key was accepted")
+	}
+}
