@@ -52,7 +52,7 @@ type Config struct {
 	DevSkipAppleVerify bool
 	SessionSigningKey  domain.Secret
 	// SessionVerifyKeys verify access tokens without signing any: a rotation's overlap.
-	SessionVerifyKeys []domain.Secret
+	SessionVerifyKeys  []domain.Secret
 	SessionIdleTTL     time.Duration
 	SessionAbsoluteTTL time.Duration
 	AccessTokenTTL     time.Duration
