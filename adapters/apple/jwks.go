@@ -123,8 +123,9 @@ func (k jwk) rsaKey() (*rsa.PublicKey, bool) {
 func newHTTPClient(base *http.Client, timeout time.Duration) *http.Client {
 	var c http.Client
 	if base != nil {
-		c = *base
-	} else {
+		c = *base // its transport (tracing, tests' fakes); a base without a timeout still gets ours
+	}
+	if c.Timeout == 0 {
 		c.Timeout = timeout
 	}
 	c.CheckRedirect = sameHostRedirect

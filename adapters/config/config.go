@@ -92,7 +92,9 @@ type Config struct {
 	ShutdownDelay time.Duration
 	ShutdownGrace time.Duration
 	// RequestTimeout bounds each REST request's work; a long-poll gets its wait on top.
-	RequestTimeout      time.Duration
+	RequestTimeout time.Duration
+	// OTLPEndpoint is the OTLP/HTTP collector traces go to; empty turns tracing off.
+	OTLPEndpoint        string
 	generatedSigningKey bool
 }
 
@@ -157,6 +159,7 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		// SHUTDOWN_GRACE_PERIOD is the first wave's name of SHUTDOWN_GRACE, still read.
 		ShutdownGrace:  r.duration("SHUTDOWN_GRACE", r.duration("SHUTDOWN_GRACE_PERIOD", 20*time.Second)),
 		RequestTimeout: r.duration("REQUEST_TIMEOUT", 10*time.Second),
+		OTLPEndpoint:   r.str("OTLP_ENDPOINT", ""),
 	}
 	// A load balancer needs a moment to see /readyz fail; on a laptop nobody is routing.
 	delay := 5 * time.Second
@@ -328,6 +331,11 @@ func (c Config) Validate() error {
 	if c.ShutdownDelay < 0 || c.ShutdownDelay > time.Minute || c.ShutdownGrace <= 0 || c.ShutdownGrace > 5*time.Minute {
 		add("BETTERKEY_SHUTDOWN_DELAY must be between 0 and 1m and BETTERKEY_SHUTDOWN_GRACE between 0 and 5m")
 	}
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add("BETTERKEY_OTLP_ENDPOINT must be an absolute http(s) URL")
+		}
+	}
 	if c.RequestTimeout < time.Second || c.RequestTimeout > 2*time.Minute {
 		add("BETTERKEY_REQUEST_TIMEOUT must be between 1s and 2m")
 	}
@@ -447,6 +455,7 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_SHUTDOWN_DELAY", c.ShutdownDelay)
 	line("BETTERKEY_SHUTDOWN_GRACE", c.ShutdownGrace)
 	line("BETTERKEY_REQUEST_TIMEOUT", c.RequestTimeout)
+	line("BETTERKEY_OTLP_ENDPOINT", c.OTLPEndpoint)
 	return out
 }
 

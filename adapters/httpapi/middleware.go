@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/betterkey/backend/adapters/requestid"
 	"github.com/betterkey/backend/domain"
@@ -50,6 +53,7 @@ func (a *api) accessLog(c *gin.Context) {
 	status := c.Writer.Status()
 	code := c.GetString(errorCodeKey)
 	a.metrics.observe(c.Request.Method, route, status, code, elapsed)
+	annotateSpan(c.Request.Context(), c.Request.Method, route, requestID(c), status, code)
 	attrs := []slog.Attr{slog.String("request_id", requestID(c)), slog.String("method", c.Request.Method),
 		slog.String("route", route), slog.Int("status", status), slog.Duration("duration", elapsed)}
 	if code != "" {
@@ -73,6 +77,23 @@ func (a *api) withDeadline(c *gin.Context) {
 	defer cancel()
 	c.Request = c.Request.WithContext(ctx)
 	c.Next()
+}
+
+// annotateSpan names the request's server span (when tracing is on) by its route and adds what an
+// operator looks a failure up by: the request id the client saw and the stable problem code.
+func annotateSpan(ctx context.Context, method, route, id string, status int, code string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetName(method + " " + route)
+	span.SetAttributes(attribute.String("http.route", route), attribute.String("betterkey.request_id", id))
+	if code != "" {
+		span.SetAttributes(attribute.String("betterkey.error_code", code))
+	}
+	if status >= 500 {
+		span.SetStatus(codes.Error, code)
+	}
 }
 
 // limitBody caps every request body; an honest Content-Length over the cap is refused before a

@@ -20,6 +20,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"go.opentelemetry.io/otel/trace"
 	gormpg "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -56,6 +57,8 @@ type Options struct {
 	// MigrationLockTimeout is the lock_timeout of migrations on PostgreSQL; zero means
 	// DefaultMigrationLockTimeout.
 	MigrationLockTimeout time.Duration
+	// TracerProvider, when set, traces every statement (see registerTracing).
+	TracerProvider trace.TracerProvider
 	// BusyTimeout is how long a SQLite statement waits for another process holding the write
 	// lock before failing. Zero means 5 seconds.
 	BusyTimeout time.Duration
@@ -147,6 +150,17 @@ func (db *DB) Close() error {
 	return errors.Join(errs...)
 }
 
+// registerCallbacks adds the error classifier and, when configured, tracing.
+func registerCallbacks(g *gorm.DB, o Options) error {
+	if err := registerClassifier(g); err != nil {
+		return err
+	}
+	if o.TracerProvider != nil {
+		return registerTracing(g, o.TracerProvider)
+	}
+	return nil
+}
+
 // gormConfig is shared by every dialect. The logger is silent because GORM would print SQL with
 // its bound values, and those include token hashes and personal data; errors reach callers as
 // values instead. Single statements need no implicit transaction.
@@ -187,7 +201,7 @@ func openPostgres(rawURL string, o Options) (*DB, error) {
 	pool.SetConnMaxIdleTime(o.ConnMaxIdleTime)
 	g, err := gorm.Open(gormpg.New(gormpg.Config{Conn: pool}), gormConfig())
 	if err == nil {
-		err = registerClassifier(g)
+		err = registerCallbacks(g, o)
 	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("init gorm: %w", err), pool.Close())
@@ -207,12 +221,12 @@ func openSQLite(ctx context.Context, rawURL string, o Options) (*DB, error) {
 	}
 	// The writer is opened first: it switches the file to WAL, which the readers rely on.
 	writerParams := slices.Concat(common, []string{"_pragma=" + url.QueryEscape("journal_mode(WAL)"), "_txlock=immediate"})
-	writer, wp, err := openSQLitePool(ctx, path, query, writerParams, 1)
+	writer, wp, err := openSQLitePool(ctx, path, query, writerParams, 1, o)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
 	readerParams := slices.Concat(common, []string{"_pragma=" + url.QueryEscape("query_only(1)")})
-	reader, rp, err := openSQLitePool(ctx, path, query, readerParams, o.MaxOpenConns)
+	reader, rp, err := openSQLitePool(ctx, path, query, readerParams, o.MaxOpenConns, o)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open sqlite readers: %w", err), wp.Close())
 	}
@@ -221,7 +235,7 @@ func openSQLite(ctx context.Context, rawURL string, o Options) (*DB, error) {
 
 // openSQLitePool opens a pool of at most n connections that live as long as the DB: SQLite
 // connections are cheap to keep and costly to reopen (each re-runs the pragmas).
-func openSQLitePool(ctx context.Context, path, query string, params []string, n int) (*gorm.DB, *sql.DB, error) {
+func openSQLitePool(ctx context.Context, path, query string, params []string, n int, o Options) (*gorm.DB, *sql.DB, error) {
 	dsn := path + "?" + strings.Join(params, "&")
 	if query != "" {
 		dsn += "&" + query
@@ -239,7 +253,7 @@ func openSQLitePool(ctx context.Context, path, query string, params []string, n 
 	}
 	g, err := gorm.Open(&sqlite.Dialector{Conn: pool}, gormConfig())
 	if err == nil {
-		err = registerClassifier(g)
+		err = registerCallbacks(g, o)
 	}
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("init gorm: %w", err), pool.Close())

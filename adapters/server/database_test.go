@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx/fxtest"
 
 	"github.com/betterkey/backend/adapters/config"
@@ -18,14 +19,14 @@ func TestStartRefusesPendingMigrationsOutsideDevelopment(t *testing.T) {
 	for _, env := range []config.Env{config.Staging, config.Production} {
 		url := pgtest.NewURL(t)
 		lc := fxtest.NewLifecycle(t)
-		_, err := openDatabase(lc, config.Config{Env: env, DatabaseURL: domain.NewSecret(url)})
+		_, err := openDatabase(lc, noop.NewTracerProvider(), config.Config{Env: env, DatabaseURL: domain.NewSecret(url)})
 		if err == nil || !strings.Contains(err.Error(), "pending migrations") {
 			t.Fatalf("%s on an empty database: %v, want a refusal naming pending migrations", env, err)
 		}
 	}
 	url := pgtest.NewURL(t)
 	lc := fxtest.NewLifecycle(t)
-	db, err := openDatabase(lc, config.Config{Env: config.Development, DatabaseURL: domain.NewSecret(url)})
+	db, err := openDatabase(lc, noop.NewTracerProvider(), config.Config{Env: config.Development, DatabaseURL: domain.NewSecret(url)})
 	if err != nil {
 		t.Fatalf("development: %v", err)
 	}
@@ -35,7 +36,7 @@ func TestStartRefusesPendingMigrationsOutsideDevelopment(t *testing.T) {
 	lc.RequireStart().RequireStop()
 
 	lc = fxtest.NewLifecycle(t) // and once migrated, production starts
-	if _, err := openDatabase(lc, config.Config{Env: config.Production, DatabaseURL: domain.NewSecret(url)}); err != nil {
+	if _, err := openDatabase(lc, noop.NewTracerProvider(), config.Config{Env: config.Production, DatabaseURL: domain.NewSecret(url)}); err != nil {
 		t.Fatalf("production on a migrated database: %v", err)
 	}
 	lc.RequireStart().RequireStop()

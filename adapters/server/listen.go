@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
 	"github.com/betterkey/backend/adapters/config"
@@ -54,7 +55,8 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // newServers binds the public and admin listeners at start and drains them at stop. When both
 // addresses are equal the Connect handler is mounted beside the REST routes on one listener.
-func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, rest REST, admin Admin, sims *Simulators, drain *Drain) *Servers {
+func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider,
+	rest REST, admin Admin, sims *Simulators, drain *Drain) *Servers {
 	public := http.NewServeMux()
 	public.Handle("/", rest)
 	if sims.Apple != nil {
@@ -91,7 +93,7 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prome
 		}{"admin", cfg.AdminAddr, httpsOnly(cfg, adminMux), &out.AdminAddr})
 	}
 	for _, s := range specs {
-		srv := newHTTPServer(drain.Track(s.h), log)
+		srv := newHTTPServer(drain.Track(traced(tp, s.name, s.h)), log)
 		lc.Append(fx.Hook{
 			OnStart: func(ctx context.Context) error {
 				ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr)

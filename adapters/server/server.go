@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -43,6 +44,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 		}),
 		fx.Provide(
 			newRegistry,
+			newTracerProvider,
 			openDatabase,
 			fx.Annotate(postgres.NewUsers, fx.As(new(ports.UserStore))),
 			fx.Annotate(postgres.NewSessions, fx.As(new(ports.SessionStore))),
@@ -81,9 +83,13 @@ func newRegistry() *prometheus.Registry {
 
 // openDatabase opens the database, applies the migrations in development (where the file
 // database must just work) and otherwise refuses to serve a schema that is behind the code.
-func openDatabase(lc fx.Lifecycle, cfg config.Config) (*postgres.DB, error) {
+func openDatabase(lc fx.Lifecycle, tp trace.TracerProvider, cfg config.Config) (*postgres.DB, error) {
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), postgres.Options{})
+	opts := postgres.Options{}
+	if tracingOn(tp) {
+		opts.TracerProvider = tp
+	}
+	db, err := postgres.Open(ctx, cfg.DatabaseURL.Reveal(), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +112,7 @@ func appleConfig(cfg config.Config) apple.Config {
 	return apple.Config{JWKSURL: cfg.AppleJWKSURL, Issuers: cfg.AppleIssuers, Audiences: cfg.AppleAudiences}
 }
 
-func newAppleVerifier(cfg config.Config, log *slog.Logger) (ports.AppleVerifier, error) {
+func newAppleVerifier(cfg config.Config, log *slog.Logger, tp trace.TracerProvider) (ports.AppleVerifier, error) {
 	if cfg.DevSkipAppleVerify {
 		if cfg.Env != config.Development {
 			return nil, fmt.Errorf("apple verification shortcut refused in %s", cfg.Env)
@@ -114,7 +120,7 @@ func newAppleVerifier(cfg config.Config, log *slog.Logger) (ports.AppleVerifier,
 		log.Warn("BETTERKEY_DEV_SKIP_APPLE_VERIFY is on: Apple identity token signatures are NOT checked")
 		return apple.NewUnverified(appleConfig(cfg))
 	}
-	return apple.NewFromConfig(appleConfig(cfg))
+	return apple.New(appleConfig(cfg), tracedClient(tp))
 }
 
 func newAccessTokens(cfg config.Config) (ports.AccessTokens, error) {
@@ -125,7 +131,7 @@ func newAccessTokens(cfg config.Config) (ports.AccessTokens, error) {
 // newAppleTokens builds the client of Apple's token and revoke endpoints. Without a configured
 // client key (development only) the built-in simulator's freshly generated key stands in, or,
 // with no simulator either, authorization codes are not redeemed at all.
-func newAppleTokens(cfg config.Config, log *slog.Logger, keys AppleKeys, sims *Simulators) (AppleTokens, error) {
+func newAppleTokens(cfg config.Config, log *slog.Logger, keys AppleKeys, sims *Simulators, tp trace.TracerProvider) (AppleTokens, error) {
 	tc := apple.TokenConfig{TokenURL: cfg.AppleTokenURL, RevokeURL: cfg.AppleRevokeURL,
 		TeamID: cfg.AppleTeamID, KeyID: cfg.AppleKeyID, PrivateKey: cfg.ApplePrivateKey}
 	if tc.PrivateKey.Empty() {
@@ -140,7 +146,7 @@ func newAppleTokens(cfg config.Config, log *slog.Logger, keys AppleKeys, sims *S
 		}
 		tc.PrivateKey = domain.NewSecret(string(p8))
 	}
-	c, err := apple.NewTokenClient(tc, keys.Verifier, nil)
+	c, err := apple.NewTokenClient(tc, keys.Verifier, tracedClient(tp))
 	if err != nil {
 		return AppleTokens{}, err
 	}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/betterkey/backend/adapters/config"
@@ -9,12 +11,12 @@ import (
 	"github.com/betterkey/backend/ports"
 )
 
-func newVehicleAPI(cfg config.Config) (ports.VehicleAPI, error) {
+func newVehicleAPI(cfg config.Config, tp trace.TracerProvider) (ports.VehicleAPI, error) {
 	return smartcar.New(smartcar.Config{
 		ConnectURL: cfg.SmartcarConnectURL, AuthURL: cfg.SmartcarAuthURL, APIURL: cfg.SmartcarAPIURL,
 		ClientID: cfg.SmartcarClientID, ClientSecret: cfg.SmartcarClientSecret, RedirectURI: cfg.SmartcarRedirectURI,
 		Mode: smartcar.Mode(cfg.SmartcarMode),
-	}, nil)
+	}, tracedClient(tp))
 }
 
 func newVehicleLink(states ports.ConnectStateStore, conns ports.ConnectionStore, api ports.VehicleAPI, c ports.TokenCipher, reg *prometheus.Registry) (*vehiclelink.Service, error) {
