@@ -243,6 +243,13 @@ func (e *env) do(method, path string, body any, bearer string) response {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return e.exchange(req, bearer)
+}
+
+// exchange sends req with an optional bearer token, records the body for the leak scans and
+// decodes it.
+func (e *env) exchange(req *http.Request, bearer string) response {
+	e.t.Helper()
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,19 +19,7 @@ func (e *env) get(url, bearer string) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return response{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	return e.exchange(req, bearer)
 }
 
 // /metrics is an operator's endpoint: on the admin listener, not the app's, and it counts errors
