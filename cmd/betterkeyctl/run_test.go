@@ -201,3 +201,30 @@ func TestRunHelp(t *testing.T) {
 		t.Errorf("help lacks the commands:\n%s", stderr.String())
 	}
 }
+
+// The emergency stop over the CLI: refused without the exact phrase (nothing revoked), then every
+// session of every account revoked.
+func TestRunRevokeEveryone(t *testing.T) {
+	t.Setenv(tokenEnv, testToken)
+	f := newFixture(t)
+	_, _, err := f.ctl(t, "sessions", "revoke-everyone", "yes")
+	if err == nil || !strings.Contains(err.Error(), "VALIDATION_FAILED") {
+		t.Fatalf("without the phrase: %v", err)
+	}
+	if s, _ := f.sessions.Get(t.Context(), f.phone.ID); s.RevokedAt != nil {
+		t.Fatal("a refused emergency stop revoked a session")
+	}
+	out, _, err := f.ctl(t, "sessions", "revoke-everyone", "revoke every session")
+	if err != nil || strings.TrimSpace(out) != "revoked 2 session(s) of every account" {
+		t.Fatalf("revoke-everyone: err %v, out %q", err, out)
+	}
+	for _, id := range []domain.SessionID{f.phone.ID, f.watch.ID} {
+		if s, _ := f.sessions.Get(t.Context(), id); s.RevokedAt == nil || s.RevokeReason != domain.RevokeEmergency {
+			t.Errorf("session %s: %+v", id, s)
+		}
+	}
+	// The grant commands need the vehicle-link and account services, which this fixture lacks.
+	if _, _, err := f.ctl(t, "grants", "revoke-smartcar", string(f.user.ID)); err == nil || !strings.Contains(err.Error(), "NOT_CONFIGURED") {
+		t.Errorf("grants without the services: %v", err)
+	}
+}
