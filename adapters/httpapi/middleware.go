@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -116,14 +115,22 @@ func (a *api) secureTransport(c *gin.Context) {
 		c.Next()
 		return
 	}
-	https := c.Request.TLS != nil || (a.opts.TrustForwardedProto && c.GetHeader("X-Forwarded-Proto") == "https")
-	if !https {
+	if !IsHTTPS(c.Request, a.opts.TrustForwardedProto) {
 		writeProblem(c, Problem{Type: "https://betterkey.app/problems/HTTPS_REQUIRED", Title: "HTTPS Required",
 			Status: http.StatusForbidden, Detail: "use https", Code: "HTTPS_REQUIRED", RequestID: requestID(c)})
 		return
 	}
-	c.Header("Strict-Transport-Security", "max-age="+strconv.Itoa(2*365*24*3600)+"; includeSubDomains")
+	c.Header("Strict-Transport-Security", HSTS)
 	c.Next()
+}
+
+// HSTS is the Strict-Transport-Security of every HTTPS answer: two years, subdomains included.
+const HSTS = "max-age=63072000; includeSubDomains"
+
+// IsHTTPS is the rule every listener applies outside development: the request came over TLS, or
+// through a trusted proxy that says the client used https.
+func IsHTTPS(r *http.Request, trustForwardedProto bool) bool {
+	return r.TLS != nil || (trustForwardedProto && r.Header.Get("X-Forwarded-Proto") == "https")
 }
 
 // decodeError classifies a JSON decoding failure: too large, or malformed.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/connectapi"
+	"github.com/betterkey/backend/adapters/httpapi"
 )
 
 // Admin is the internal-tools handler (Connect RPC) and the path prefix it serves.
@@ -53,10 +54,20 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// newServers binds the public and admin listeners at start and drains them at stop. When both
-// addresses are equal the Connect handler is mounted beside the REST routes on one listener.
-func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider,
-	rest REST, admin Admin, sims *Simulators, drain *Drain) *Servers {
+// listener is one HTTP listener to bind: its name, configured address, handler, and where its
+// bound address is written.
+type listener struct {
+	name string
+	addr string
+	h    http.Handler
+	dst  *string
+}
+
+// listeners lays the handlers out on the public and admin listeners. Operators' endpoints (the
+// Connect API and /metrics, which tells an outsider how busy the fleet is and which errors it
+// meets) live on the admin listener; when both addresses are equal they sit beside the REST
+// routes, /metrics then wanting an admin token like the API. Either way they follow the HTTPS rule.
+func listeners(cfg config.Config, reg *prometheus.Registry, rest http.Handler, admin Admin, sims *Simulators, out *Servers) []listener {
 	public := http.NewServeMux()
 	public.Handle("/", rest)
 	if sims.Apple != nil {
@@ -65,34 +76,24 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prome
 	if sims.Smartcar != nil {
 		public.Handle("/sim/smartcar/", http.StripPrefix("/sim/smartcar", sims.Smartcar.Handler()))
 	}
-	// Operators' endpoints live on the admin listener: the Connect API and /metrics, which tells
-	// an outsider how busy the fleet is and which errors it meets. Sharing the public listener,
-	// /metrics wants an admin token like the API.
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	shared := cfg.AdminAddr == cfg.HTTPAddr
-	if shared {
-		public.Handle(admin.Path, admin.Handler)
+	adminAPI := httpsOnly(cfg, admin.Handler)
+	metrics := httpsOnly(cfg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if cfg.AdminAddr == cfg.HTTPAddr {
+		public.Handle(admin.Path, adminAPI)
 		public.Handle("GET /metrics", connectapi.RequireToken(cfg.AdminTokens, metrics))
+		return []listener{{"http", cfg.HTTPAddr, public, &out.HTTPAddr}}
 	}
+	adminMux := http.NewServeMux()
+	adminMux.Handle(admin.Path, adminAPI)
+	adminMux.Handle("GET /metrics", metrics)
+	return []listener{{"http", cfg.HTTPAddr, public, &out.HTTPAddr}, {"admin", cfg.AdminAddr, adminMux, &out.AdminAddr}}
+}
+
+// newServers binds the listeners at start and drains them at stop.
+func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider,
+	rest REST, admin Admin, sims *Simulators, drain *Drain) *Servers {
 	out := &Servers{}
-	specs := []struct {
-		name string
-		addr string
-		h    http.Handler
-		dst  *string
-	}{{"http", cfg.HTTPAddr, public, &out.HTTPAddr}}
-	if !shared {
-		adminMux := http.NewServeMux()
-		adminMux.Handle(admin.Path, admin.Handler)
-		adminMux.Handle("GET /metrics", metrics)
-		specs = append(specs, struct {
-			name string
-			addr string
-			h    http.Handler
-			dst  *string
-		}{"admin", cfg.AdminAddr, httpsOnly(cfg, adminMux), &out.AdminAddr})
-	}
-	for _, s := range specs {
+	for _, s := range listeners(cfg, reg, rest, admin, sims, out) {
 		srv := newHTTPServer(drain.Track(traced(tp, s.name, s.h)), log)
 		lc.Append(fx.Hook{
 			OnStart: func(ctx context.Context) error {
@@ -116,24 +117,22 @@ func newServers(lc fx.Lifecycle, cfg config.Config, log *slog.Logger, reg *prome
 			},
 		})
 	}
-	if shared {
-		out.AdminAddr = "" // filled with HTTPAddr once bound; see AdminURL
-	}
-	return out
+	return out // AdminAddr stays empty on a shared listener; see AdminURL
 }
 
-// httpsOnly holds the admin listener to the public one's rule outside development: TLS, or a
-// trusted proxy that says the client used https. Admin tokens must never cross a network in clear.
+// httpsOnly holds the operators' endpoints (Connect and /metrics) to the REST rule outside
+// development, on their own listener or beside the REST routes: admin tokens must never cross a
+// network in clear.
 func httpsOnly(cfg config.Config, h http.Handler) http.Handler {
 	if !cfg.Secure() {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil && !(cfg.TrustForwardedProto && r.Header.Get("X-Forwarded-Proto") == "https") {
+		if !httpapi.IsHTTPS(r, cfg.TrustForwardedProto) {
 			http.Error(w, "use https", http.StatusForbidden)
 			return
 		}
-		w.Header().Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		w.Header().Set("Strict-Transport-Security", httpapi.HSTS)
 		h.ServeHTTP(w, r)
 	})
 }
