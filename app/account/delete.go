@@ -42,7 +42,7 @@ func (s *Service) Delete(ctx context.Context, user domain.UserID, force domain.E
 	if _, err := s.d.Sessions.RevokeAllForUser(ctx, user, s.now(), domain.RevokeAccount); err != nil {
 		return fmt.Errorf("revoke sessions: %w", err)
 	}
-	if err := s.revokeAppleGrants(ctx, user, force.Apple); err != nil {
+	if _, err := s.revokeAppleGrants(ctx, user, force.Apple); err != nil {
 		return err
 	}
 	vehicles, err := s.d.Connections.Vehicles(ctx, user)
@@ -63,7 +63,7 @@ func (s *Service) Delete(ctx context.Context, user domain.UserID, force domain.E
 			return fmt.Errorf("delete vehicle: %w", err)
 		}
 	}
-	if err := s.revokeAppleGrants(ctx, user, force.Apple); err != nil {
+	if _, err := s.revokeAppleGrants(ctx, user, force.Apple); err != nil {
 		return err
 	}
 	if s.d.Commands != nil {
@@ -93,28 +93,28 @@ const maxGrantRounds = 3
 // revokeAppleGrants revokes and deletes the account's Apple refresh tokens until none is left.
 // Only a temporary failure keeps a grant (and stops the deletion, unless forced): a token Apple
 // refuses for good or one that no longer opens cannot be revoked by anyone, so keeping it would
-// only block the erasure.
-func (s *Service) revokeAppleGrants(ctx context.Context, user domain.UserID, force bool) error {
+// only block the erasure. It reports how many grants it ended (revoked, or dropped as above).
+func (s *Service) revokeAppleGrants(ctx context.Context, user domain.UserID, force bool) (ended int, err error) {
 	for range maxGrantRounds {
 		left, err := s.dropAppleGrants(ctx, user, func(g domain.AppleGrant) error {
 			err := s.revokeAppleGrant(ctx, g)
 			switch {
 			case err == nil:
-				return nil
 			case !appleRetryable(err):
 				s.dropped(g, refusalReason(err), err)
-				return nil
 			case force:
 				s.dropped(g, "forced", err)
-				return nil
+			default:
+				return fmt.Errorf("revoke apple grant: %w", errors.Join(domain.ErrUnavailable, err))
 			}
-			return fmt.Errorf("revoke apple grant: %w", errors.Join(domain.ErrUnavailable, err))
+			ended++
+			return nil
 		})
 		if err != nil || !left {
-			return err
+			return ended, err
 		}
 	}
-	return fmt.Errorf("revoke apple grants: replaced by sign-ins while revoking: %w", domain.ErrUnavailable)
+	return ended, fmt.Errorf("revoke apple grants: replaced by sign-ins while revoking: %w", domain.ErrUnavailable)
 }
 
 // ForgetAppleGrants deletes, without calling Apple, the account's Apple refresh tokens obtained
@@ -207,15 +207,8 @@ func (s *Service) dropped(g domain.AppleGrant, reason string, err error) {
 
 // RevokeAppleGrants revokes at Apple every Sign in with Apple authorization the account holds and
 // deletes their refresh tokens, as an operator does when an account is compromised; the account
-// and its sessions stay (revoke those separately). It reports how many grants it revoked. A
+// and its sessions stay (revoke those separately). It reports how many grants it ended. A
 // temporary failure at Apple stops it with domain.ErrUnavailable; running it again finishes.
 func (s *Service) RevokeAppleGrants(ctx context.Context, user domain.UserID) (int, error) {
-	grants, err := s.d.AppleGrants.AppleGrants(ctx, user)
-	if err != nil {
-		return 0, fmt.Errorf("list apple grants: %w", err)
-	}
-	if err := s.revokeAppleGrants(ctx, user, false); err != nil {
-		return 0, err
-	}
-	return len(grants), nil
+	return s.revokeAppleGrants(ctx, user, false)
 }

@@ -31,11 +31,8 @@ func (s *Service) RevokeGrants(ctx context.Context, user domain.UserID) (connect
 		vs := byConnection[id]
 		if vs[0].ConnectionStatus == domain.ConnectionActive {
 			for _, v := range vs {
-				err := s.WithAccess(ctx, id, func(access domain.Secret) error {
-					return s.d.API.Disconnect(ctx, access, v.SmartcarID)
-				})
-				if err != nil && !domain.RequiresReconnect(err) {
-					return connections, vehicles, fmt.Errorf("disconnect vehicle upstream: %w", err)
+				if err := s.disconnectUpstream(ctx, v); err != nil {
+					return connections, vehicles, err
 				}
 				vehicles++
 			}

@@ -55,15 +55,24 @@ func (s *Service) Disconnect(ctx context.Context, user domain.UserID, id domain.
 		return err
 	}
 	if v.ConnectionStatus == domain.ConnectionActive {
-		err := s.WithAccess(ctx, v.ConnectionID, func(access domain.Secret) error {
-			return s.d.API.Disconnect(ctx, access, v.SmartcarID)
-		})
-		if err != nil && !domain.RequiresReconnect(err) {
-			return fmt.Errorf("disconnect vehicle upstream: %w", err)
+		if err := s.disconnectUpstream(ctx, v); err != nil {
+			return err
 		}
 	}
 	if _, err := s.d.Connections.DeleteVehicle(ctx, user, id); err != nil {
 		return fmt.Errorf("delete vehicle: %w", err)
+	}
+	return nil
+}
+
+// disconnectUpstream removes the vehicle from the app's grant at Smartcar. A connection that
+// turns out to be dead upstream (needs re-auth, revoked) has nothing left to disconnect.
+func (s *Service) disconnectUpstream(ctx context.Context, v domain.VehicleView) error {
+	err := s.WithAccess(ctx, v.ConnectionID, func(access domain.Secret) error {
+		return s.d.API.Disconnect(ctx, access, v.SmartcarID)
+	})
+	if err != nil && !domain.RequiresReconnect(err) {
+		return fmt.Errorf("disconnect vehicle upstream: %w", err)
 	}
 	return nil
 }

@@ -335,3 +335,30 @@ func TestRotatedAwayRefreshTokenNeedsReauth(t *testing.T) {
 		t.Fatalf("status %s", v[0].ConnectionStatus)
 	}
 }
+
+// RevokeGrants disconnects every vehicle upstream and marks the connection needs_reauth; a
+// temporary upstream failure stops it without marking, and running it again finishes.
+func TestRevokeGrantsDisconnectsAndMarks(t *testing.T) {
+	f := newFixture(t)
+	user := f.user(t)
+	linked, _ := f.link(t, user, 2)
+
+	f.api.FailNext(memory.CallDisconnect, 503)
+	conns, vehicles, err := f.svc.RevokeGrants(t.Context(), user)
+	if err == nil || conns != 0 || vehicles != 0 {
+		t.Fatalf("with Smartcar failing: %d, %d, %v; want an error and nothing done", conns, vehicles, err)
+	}
+	if c, _ := f.conns.Get(t.Context(), linked.ConnectionID); c.Status != domain.ConnectionActive {
+		t.Fatalf("connection %s after a failed revocation, want still active", c.Status)
+	}
+	conns, vehicles, err = f.svc.RevokeGrants(t.Context(), user)
+	if err != nil || conns != 1 || vehicles != 2 {
+		t.Fatalf("RevokeGrants = %d, %d, %v; want 1 connection, 2 vehicles", conns, vehicles, err)
+	}
+	if c, _ := f.conns.Get(t.Context(), linked.ConnectionID); c.Status != domain.ConnectionNeedsReauth {
+		t.Fatalf("connection %s, want needs_reauth", c.Status)
+	}
+	if conns, vehicles, err = f.svc.RevokeGrants(t.Context(), user); err != nil || conns != 1 || vehicles != 0 {
+		t.Fatalf("again: %d, %d, %v; want the connection marked, nothing left to disconnect", conns, vehicles, err)
+	}
+}
