@@ -10,7 +10,7 @@ import (
 // it at startup instead of migrating: schema changes are a deliberate deploy step (`betterkeyd
 // migrate`), and a server must not run against a schema older than its code.
 func CheckMigrated(ctx context.Context, db *DB) error {
-	p, done, err := migrationProvider(db)
+	p, done, err := migrationProvider(db, false)
 	if err != nil {
 		return fmt.Errorf("check migrations: %w", err)
 	}

@@ -2,9 +2,7 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -17,9 +15,9 @@ import (
 )
 
 // Migration timeouts on PostgreSQL. A migration that waits for a table lock for longer than
-// DefaultMigrationLockTimeout (Options.MigrationLockTimeout) fails instead of queueing every query of the live release behind it
-// (retry it off-peak); one statement may run for MigrationStatementTimeout, long enough for a
-// CREATE INDEX CONCURRENTLY on a large table.
+// DefaultMigrationLockTimeout (Options.MigrationLockTimeout) fails instead of queueing every
+// query of the live release behind it (retry it off-peak); one statement may run for
+// MigrationStatementTimeout, long enough for a CREATE INDEX CONCURRENTLY on a large table.
 const (
 	DefaultMigrationLockTimeout = 3 * time.Second
 	MigrationStatementTimeout   = 15 * time.Minute
@@ -36,7 +34,7 @@ func Migrate(ctx context.Context, db *DB) error {
 // MigrateTo applies the migrations up to version, every one when version is 0; an expand/contract
 // rollout and the online-migration test step through versions with it.
 func MigrateTo(ctx context.Context, db *DB, version int64) error {
-	p, done, err := migrationProvider(db)
+	p, done, err := migrationProvider(db, true)
 	if err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
@@ -52,19 +50,22 @@ func MigrateTo(ctx context.Context, db *DB, version int64) error {
 	return nil
 }
 
-// migrationProvider returns goose for db and the function that releases what it opened. On
-// PostgreSQL it runs on a small pool of its own whose sessions carry the migration timeouts.
-func migrationProvider(db *DB) (*goose.Provider, func(), error) {
-	var (
-		dialect goose.Dialect
-		files   fs.FS
-		opts    = []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
-		pool    *sql.DB
-		done    = func() {}
-	)
-	switch db.dialect {
-	case DialectPostgres:
+// migrationProvider returns goose for db and the function that releases what it opened. To
+// apply migrations on PostgreSQL it opens a small pool of its own whose sessions carry the
+// migration timeouts, and takes the advisory lock; a check only reads the version table, on the
+// stores' pool, so a replica's start-up opens no extra connections.
+func migrationProvider(db *DB, apply bool) (*goose.Provider, func(), error) {
+	dialect, files := goose.DialectSQLite3, migrations.SQLite()
+	if db.dialect == DialectPostgres {
 		dialect, files = goose.DialectPostgres, migrations.Postgres()
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	pool, err := db.w.DB()
+	if err != nil {
+		return nil, nil, fmt.Errorf("get connection pool: %w", err)
+	}
+	done := func() {}
+	if apply && db.dialect == DialectPostgres {
 		locker, err := lock.NewPostgresSessionLocker()
 		if err != nil {
 			return nil, nil, fmt.Errorf("create migration lock: %w", err)
@@ -77,12 +78,6 @@ func migrationProvider(db *DB) (*goose.Provider, func(), error) {
 		pool = stdlib.OpenDB(*cfg)
 		pool.SetMaxOpenConns(4)
 		done = func() { _ = pool.Close() }
-	default:
-		dialect, files = goose.DialectSQLite3, migrations.SQLite()
-		var err error
-		if pool, err = db.w.DB(); err != nil {
-			return nil, nil, fmt.Errorf("get connection pool: %w", err)
-		}
 	}
 	p, err := goose.NewProvider(dialect, pool, files, opts...)
 	if err != nil {

@@ -32,21 +32,29 @@ func newestVersion(t *testing.T) int64 {
 	return v
 }
 
+// previousSchema is a fresh database migrated up to the migration before the newest, opened with
+// opts; it returns the database, its URL and the newest version.
+func previousSchema(t *testing.T, opts postgres.Options) (*postgres.DB, string, int64) {
+	t.Helper()
+	url := pgtest.NewURL(t)
+	db, err := postgres.Open(t.Context(), url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	newest := newestVersion(t)
+	if err := postgres.MigrateTo(t.Context(), db, newest-1); err != nil {
+		t.Fatal(err)
+	}
+	return db, url, newest
+}
+
 // The newest migration is applied online: while the previous release's queries run on the
 // previous schema, it goes through, and neither it nor those queries wait for a lock longer than
 // a second (both run with lock_timeout = 1s, so a longer wait is an error).
 func TestNewestMigrationRunsUnderLoad(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewURL(t)
-	db, err := postgres.Open(ctx, url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	newest := newestVersion(t)
-	if err := postgres.MigrateTo(ctx, db, newest-1); err != nil {
-		t.Fatal(err)
-	}
+	db, url, newest := previousSchema(t, postgres.Options{})
 
 	sep := "?"
 	if strings.Contains(url, "?") {
@@ -119,16 +127,7 @@ func TestNewestMigrationRunsUnderLoad(t *testing.T) {
 // query behind it; the schema stays where it was and a later run applies it.
 func TestMigrationGivesUpOnALockHeldTooLong(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewURL(t)
-	db, err := postgres.Open(ctx, url, postgres.Options{MigrationLockTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	newest := newestVersion(t)
-	if err := postgres.MigrateTo(ctx, db, newest-1); err != nil {
-		t.Fatal(err)
-	}
+	db, url, _ := previousSchema(t, postgres.Options{MigrationLockTimeout: 200 * time.Millisecond})
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)

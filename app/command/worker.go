@@ -51,8 +51,9 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// Drain first starts the commands still queued here, then waits for the sends in progress until shortly before ctx's deadline (a quarter of the
-// time left, at most a second, is kept to record what is cut short) or until ctx ends. Sends
+// Drain first starts the commands still queued here, then waits for the sends in progress until
+// shortly before ctx's deadline (a quarter of the time left, at most a second, is kept to record
+// what is cut short) or until ctx ends. Sends
 // still running then are cancelled: one already sent ends unknown, one not yet sent fails, and
 // both are recorded before Drain returns. It reports whether it had to cut any short.
 func (w *Worker) Drain(ctx context.Context) error {

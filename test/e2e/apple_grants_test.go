@@ -23,6 +23,18 @@ func (e *env) signInWithCode(sub, clientID, code, install, device string) respon
 	}, "")
 }
 
+// signInPhoneAndWatch signs sub in on the phone and on the watch, each with an authorization code
+// of its own app, so the account holds two Apple grants; it returns the phone's answer and the
+// user id.
+func (e *env) signInPhoneAndWatch(sub string) (response, string) {
+	e.t.Helper()
+	phone := e.signInWithCode(sub, audience, e.apple.IssueAuthorizationCode(sub, audience), "install-phone", "phone")
+	e.expect(phone, http.StatusOK, "")
+	e.expect(e.signInWithCode(sub, watchAudience, e.apple.IssueAuthorizationCode(sub, watchAudience), "install-watch", "watch"),
+		http.StatusOK, "")
+	return phone, phone.body["user"].(map[string]any)["id"].(string)
+}
+
 // appleKeyLines are the base64 lines of the team's .p8 key, secrets no log line may carry.
 func (e *env) appleKeyLines() []string {
 	lines := strings.Split(strings.TrimSpace(e.infra.appleKey), "\n")
@@ -60,11 +72,7 @@ func (e *env) assertNoAppleTokenLeaks() {
 func TestAccountDeletionRevokesSignInWithApple(t *testing.T) {
 	e := startServer(t)
 	sub := applesim.NewSubject()
-	phone := e.signInWithCode(sub, audience, e.apple.IssueAuthorizationCode(sub, audience), "install-phone", "phone")
-	e.expect(phone, http.StatusOK, "")
-	user := phone.body["user"].(map[string]any)["id"].(string)
-	e.expect(e.signInWithCode(sub, watchAudience, e.apple.IssueAuthorizationCode(sub, watchAudience), "install-watch", "watch"),
-		http.StatusOK, "")
+	phone, user := e.signInPhoneAndWatch(sub)
 	if n := e.appleGrantRows(user); n != 2 {
 		t.Fatalf("%d sealed Apple grants, want one per app", n)
 	}

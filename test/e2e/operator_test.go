@@ -59,11 +59,7 @@ func TestOperatorRevokesAUsersSmartcarGrants(t *testing.T) {
 func TestOperatorRevokesAUsersAppleGrants(t *testing.T) {
 	e := startServer(t)
 	sub := applesim.NewSubject()
-	phone := e.signInWithCode(sub, audience, e.apple.IssueAuthorizationCode(sub, audience), "install-phone", "phone")
-	e.expect(phone, http.StatusOK, "")
-	user := phone.body["user"].(map[string]any)["id"].(string)
-	e.expect(e.signInWithCode(sub, watchAudience, e.apple.IssueAuthorizationCode(sub, watchAudience), "install-watch", "watch"),
-		http.StatusOK, "")
+	_, user := e.signInPhoneAndWatch(sub)
 	before := e.apple.Stats().Revocations
 
 	res, err := e.admin().RevokeUserAppleGrants(t.Context(), &adminv1.RevokeUserAppleGrantsRequest{UserId: user})
