@@ -33,7 +33,10 @@ func (c simControl) CreateUser(_ *testing.T, vs ...domain.VehicleAttributes) (st
 // Consent opens the Connect URL as the owner's browser would, without following the redirect.
 func (c simControl) Consent(t *testing.T, authorizeURL, userID string) domain.Secret {
 	t.Helper()
-	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// The simulator server's own client, not http.DefaultTransport: a parallel test's
+	// httptest.Server.Close closes the default transport's idle connections under this request.
+	browser := *c.env.srv.Client()
+	browser.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	u, err := url.Parse(authorizeURL)
 	if err != nil {
 		t.Fatal(err)
