@@ -125,3 +125,35 @@ type AccessTokens interface {
 	// domain.ErrInvalidAccessToken for everything else.
 	Verify(token string, now time.Time) (AccessClaims, error)
 }
+
+// AccessKey is an access-token signing key in the clear, as only the signer holds it.
+type AccessKey struct {
+	ID       string
+	Material domain.Secret
+	// SignsFrom and VerifiesUntil are the key's window (domain.SigningKey); a zero VerifiesUntil
+	// is open.
+	SignsFrom, VerifiesUntil time.Time
+}
+
+// AccessKeyRing is the signer's side of key rotation: the stored keys, once any exists, replace
+// the configured ones.
+type AccessKeyRing interface {
+	// ConfiguredKey is the key the configuration names. It signs while no key is stored, and a
+	// first rotation stores it so that its tokens verify through the overlap.
+	ConfiguredKey() AccessKey
+	// UseKeys makes keys the whole set the signer signs and verifies with, each in its window;
+	// an empty set falls back to the configured keys. It fails, keeping the previous set, when
+	// a key's material is not a valid key.
+	UseKeys(keys []AccessKey) error
+}
+
+// SigningKeyStore keeps the access-token signing keys, shared by every replica. Implementations
+// are safe for concurrent use.
+type SigningKeyStore interface {
+	// SigningKeys returns every stored key, in the order they were added.
+	SigningKeys(ctx context.Context) ([]domain.SigningKey, error)
+	// UpdateSigningKeys runs decide on the stored keys, under a lock that serialises updates
+	// across replicas, and persists its result as the new set: keys missing from it are deleted,
+	// the others inserted or their windows updated. An error from decide changes nothing.
+	UpdateSigningKeys(ctx context.Context, decide func([]domain.SigningKey) ([]domain.SigningKey, error)) error
+}

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -39,16 +40,37 @@ type Config struct {
 	Audience   string
 }
 
-// Signer implements ports.AccessTokens.
+// Signer implements ports.AccessTokens and ports.AccessKeyRing. It signs and verifies with the
+// configured keys until stored keys are installed; from then on only the stored keys count, each
+// in its window, so that every replica that loaded the same keys makes the same decision.
 type Signer struct {
-	key      []byte
-	kid      string
-	verify   map[string][]byte // by kid, the signing key included
-	issuer   string
-	audience string
+	configured *keyset
+	stored     atomic.Pointer[keyset]
+	confKey    ports.AccessKey
+	issuer     string
+	audience   string
 }
 
-var _ ports.AccessTokens = (*Signer)(nil)
+var (
+	_ ports.AccessTokens  = (*Signer)(nil)
+	_ ports.AccessKeyRing = (*Signer)(nil)
+)
+
+// keyset is one generation of keys: windows in domain terms, materials by the same index.
+type keyset struct {
+	windows []domain.SigningKey
+	keys    [][]byte
+	byID    map[string]int
+}
+
+// neverSigns is the SignsFrom of a configured verify-only key.
+var neverSigns = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (ks *keyset) add(id string, key []byte, signsFrom, verifiesUntil time.Time) {
+	ks.byID[id] = len(ks.keys)
+	ks.windows = append(ks.windows, domain.SigningKey{ID: id, SignsFrom: signsFrom, VerifiesUntil: verifiesUntil})
+	ks.keys = append(ks.keys, key)
+}
 
 // New builds a signer from cfg.
 func New(cfg Config) (*Signer, error) {
@@ -59,28 +81,68 @@ func New(cfg Config) (*Signer, error) {
 	if cfg.Issuer == "" || cfg.Audience == "" {
 		return nil, errors.New("session token issuer and audience are required")
 	}
-	sg := &Signer{key: key, kid: keyID(key), verify: map[string][]byte{}, issuer: cfg.Issuer, audience: cfg.Audience}
-	sg.verify[sg.kid] = key
+	ks := &keyset{byID: map[string]int{}}
+	ks.add(keyID(key), key, time.Time{}, time.Time{})
 	for i, k := range cfg.VerifyKeys {
 		b, err := decodeKey(k)
 		if err != nil {
 			return nil, fmt.Errorf("session verify key %d: %w", i+1, err)
 		}
-		sg.verify[keyID(b)] = b
+		if _, dup := ks.byID[keyID(b)]; !dup {
+			ks.add(keyID(b), b, neverSigns, time.Time{})
+		}
 	}
-	return sg, nil
+	return &Signer{configured: ks, confKey: ports.AccessKey{ID: keyID(key), Material: cfg.SigningKey},
+		issuer: cfg.Issuer, audience: cfg.Audience}, nil
 }
 
 // keyID is a MAC of a constant under the key, so it names the key without revealing anything
-// about it.
+// about it. Stored keys have random ids of their own.
 func keyID(key []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte("betterkey access token key id"))
 	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
-// KeyID names the signing key, for logs and the rotation runbook.
-func (s *Signer) KeyID() string { return s.kid }
+// KeyID names the key that signs now, for logs and the rotation runbook.
+func (s *Signer) KeyID() string {
+	ks := s.keys()
+	if i := domain.CurrentSigningKey(ks.windows, time.Now()); i >= 0 {
+		return ks.windows[i].ID
+	}
+	return ""
+}
+
+// ConfiguredKey implements ports.AccessKeyRing.
+func (s *Signer) ConfiguredKey() ports.AccessKey { return s.confKey }
+
+// UseKeys implements ports.AccessKeyRing.
+func (s *Signer) UseKeys(keys []ports.AccessKey) error {
+	if len(keys) == 0 {
+		s.stored.Store(nil)
+		return nil
+	}
+	ks := &keyset{byID: make(map[string]int, len(keys))}
+	for _, k := range keys {
+		b, err := decodeKey(k.Material)
+		if err != nil {
+			return fmt.Errorf("stored session signing key %s: %w", k.ID, err)
+		}
+		if _, dup := ks.byID[k.ID]; k.ID == "" || dup {
+			return fmt.Errorf("stored session signing key %q: empty or repeated id", k.ID)
+		}
+		ks.add(k.ID, b, k.SignsFrom, k.VerifiesUntil)
+	}
+	s.stored.Store(ks)
+	return nil
+}
+
+func (s *Signer) keys() *keyset {
+	if ks := s.stored.Load(); ks != nil {
+		return ks
+	}
+	return s.configured
+}
 
 // GenerateKey returns a fresh random signing key in the form Config.SigningKey expects; the
 // first-run server uses it when no key is configured in development.
@@ -114,8 +176,13 @@ func (s *Signer) Issue(c ports.AccessClaims) (domain.Secret, error) {
 		SessionID: string(c.SessionID),
 	})
 	t.Header["typ"] = tokenType
-	t.Header["kid"] = s.kid
-	signed, err := t.SignedString(s.key)
+	ks := s.keys()
+	i := domain.CurrentSigningKey(ks.windows, c.IssuedAt)
+	if i < 0 {
+		return domain.Secret{}, errors.New("sign access token: no key signs at this time")
+	}
+	t.Header["kid"] = ks.windows[i].ID
+	signed, err := t.SignedString(ks.keys[i])
 	if err != nil {
 		return domain.Secret{}, fmt.Errorf("sign access token: %w", err)
 	}
@@ -131,6 +198,7 @@ func (s *Signer) Verify(token string, now time.Time) (ports.AccessClaims, error)
 		return ports.AccessClaims{}, domain.ErrInvalidAccessToken
 	}
 	var c claims
+	ks := s.keys()
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(s.issuer), jwt.WithAudience(s.audience),
@@ -139,11 +207,11 @@ func (s *Signer) Verify(token string, now time.Time) (ports.AccessClaims, error)
 	)
 	t, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		key, ok := s.verify[kid]
-		if t.Header["typ"] != tokenType || !ok {
-			return nil, errors.New("wrong token type or unknown key id")
+		i, ok := ks.byID[kid]
+		if t.Header["typ"] != tokenType || !ok || !ks.windows[i].VerifiesAt(now) {
+			return nil, errors.New("wrong token type, unknown key id or key no longer verifies")
 		}
-		return key, nil
+		return ks.keys[i], nil
 	})
 	if err != nil || !t.Valid {
 		// golang-jwt validates claims only after the signature, so "expired" implies a genuine token.

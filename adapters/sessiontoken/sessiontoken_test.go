@@ -172,3 +172,55 @@ func TestKeyRotationOverlap(t *testing.T) {
 		t.Error("a malformed verify key was accepted")
 	}
 }
+
+// Stored keys replace the configured ones, each in its window: the configured key signs until the
+// new key's SignsFrom and verifies until its own VerifiesUntil; the new key verifies as soon as
+// it is installed (published before it signs).
+func TestStoredKeysSignAndVerifyInTheirWindows(t *testing.T) {
+	s := newSigner(t)
+	conf := s.ConfiguredKey()
+	t0 := time.Now().Truncate(time.Second)
+	from, until := t0.Add(20*time.Second), t0.Add(20*time.Second+5*time.Minute)
+	before, _ := s.Issue(claimsAt(t0))
+	next := ports.AccessKey{ID: domain.NewSigningKeyID(), Material: domain.NewSigningKeyMaterial(), SignsFrom: from}
+	conf.VerifiesUntil = until
+	if err := s.UseKeys([]ports.AccessKey{conf, next}); err != nil {
+		t.Fatal(err)
+	}
+	kidOf := func(tok domain.Secret) string {
+		tk, _, err := jwt.NewParser().ParseUnverified(tok.Reveal(), jwt.MapClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk.Header["kid"].(string)
+	}
+	pending, _ := s.Issue(claimsAt(from.Add(-time.Second)))
+	after, _ := s.Issue(claimsAt(from))
+	if kidOf(pending) != conf.ID || kidOf(after) != next.ID {
+		t.Fatalf("kids = %s, %s; want the configured key before SignsFrom and the new key from it", kidOf(pending), kidOf(after))
+	}
+	if _, err := s.Verify(before.Reveal(), until.Add(-time.Second)); err != nil {
+		t.Errorf("old key's token in the overlap: %v", err)
+	}
+	if _, err := s.Verify(before.Reveal(), until); !errors.Is(err, domain.ErrInvalidAccessToken) {
+		t.Errorf("old key's token after the overlap = %v, want invalid", err)
+	}
+	if _, err := s.Verify(after.Reveal(), from.Add(time.Minute)); err != nil {
+		t.Errorf("new key's token: %v", err)
+	}
+	if err := s.UseKeys([]ports.AccessKey{{ID: "x", Material: domain.NewSecret("short")}}); err == nil {
+		t.Error("UseKeys took a key that is not a key")
+	}
+	if _, err := s.Verify(after.Reveal(), from.Add(time.Minute)); err != nil {
+		t.Errorf("a refused set replaced the installed one: %v", err)
+	}
+	if err := s.UseKeys([]ports.AccessKey{next, next}); err == nil {
+		t.Error("UseKeys took a repeated id")
+	}
+	if err := s.UseKeys(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(before.Reveal(), until.Add(time.Second)); err != nil {
+		t.Errorf("with no stored keys the configured key verifies again: %v", err)
+	}
+}
