@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,16 @@ type SecretBinding struct {
 	// ConnectionID is the vehicle connection the secret belongs to (the Apple client id for an
 	// Apple refresh token), empty for per-user secrets.
 	ConnectionID string
+}
+
+// CompareBindings orders bindings as the stores page them: purpose, user id and connection id,
+// compared byte by byte (the databases' primary-key order).
+func CompareBindings(a, b SecretBinding) int {
+	return cmp.Or(
+		cmp.Compare(a.Purpose, b.Purpose),
+		cmp.Compare(a.UserID, b.UserID),
+		cmp.Compare(a.ConnectionID, b.ConnectionID),
+	)
 }
 
 // bindingLabel versions the canonical encoding; changing the encoding needs a new label, or every

@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -51,11 +50,11 @@ func (s *SealedSecrets) BelowVersion(_ context.Context, version int, after domai
 	defer s.mu.Unlock()
 	var out []ports.StoredSecret
 	for b, v := range s.m {
-		if v.KeyVersion() < version && compareBindings(b, after) > 0 {
+		if v.KeyVersion() < version && domain.CompareBindings(b, after) > 0 {
 			out = append(out, ports.StoredSecret{Binding: b, Sealed: v})
 		}
 	}
-	slices.SortFunc(out, func(a, b ports.StoredSecret) int { return compareBindings(a.Binding, b.Binding) })
+	slices.SortFunc(out, func(a, b ports.StoredSecret) int { return domain.CompareBindings(a.Binding, b.Binding) })
 	if len(out) > limit {
 		out = out[:limit]
 	}
@@ -105,13 +104,4 @@ func (s *SealedSecrets) remove(b domain.SecretBinding) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, b)
-}
-
-// compareBindings orders bindings as the database's primary key does.
-func compareBindings(a, b domain.SecretBinding) int {
-	return cmp.Or(
-		cmp.Compare(a.Purpose, b.Purpose),
-		cmp.Compare(a.UserID, b.UserID),
-		cmp.Compare(a.ConnectionID, b.ConnectionID),
-	)
 }

@@ -14,3 +14,8 @@ func TestSealedSecretsContract(t *testing.T) {
 		return secrets, memory.NewConnections(secrets), memory.NewUsers()
 	})
 }
+
+func TestSigningKeysContract(t *testing.T) {
+	secrets := memory.NewSealedSecrets()
+	contract.SigningKeyStore(t, memory.NewSigningKeys(secrets), secrets)
+}

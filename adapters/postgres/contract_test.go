@@ -100,3 +100,13 @@ func TestAppleGrantsContract(t *testing.T) {
 		})
 	}
 }
+
+func TestSigningKeysContract(t *testing.T) {
+	for _, e := range engines() {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			db := e.open(t)
+			contract.SigningKeyStore(t, postgres.NewSigningKeys(db), postgres.NewSealedSecrets(db))
+		})
+	}
+}

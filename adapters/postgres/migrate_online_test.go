@@ -36,17 +36,24 @@ func newestVersion(t *testing.T) int64 {
 // opts; it returns the database, its URL and the newest version.
 func previousSchema(t *testing.T, opts postgres.Options) (*postgres.DB, string, int64) {
 	t.Helper()
+	newest := newestVersion(t)
+	db, url := schemaAt(t, opts, newest-1)
+	return db, url, newest
+}
+
+// schemaAt returns a fresh database migrated to version, with its URL.
+func schemaAt(t *testing.T, opts postgres.Options, version int64) (*postgres.DB, string) {
+	t.Helper()
 	url := pgtest.NewURL(t)
 	db, err := postgres.Open(t.Context(), url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	newest := newestVersion(t)
-	if err := postgres.MigrateTo(t.Context(), db, newest-1); err != nil {
+	if err := postgres.MigrateTo(t.Context(), db, version); err != nil {
 		t.Fatal(err)
 	}
-	return db, url, newest
+	return db, url
 }
 
 // The newest migration is applied online: while the previous release's queries run on the
@@ -127,7 +134,8 @@ func TestNewestMigrationRunsUnderLoad(t *testing.T) {
 // query behind it; the schema stays where it was and a later run applies it.
 func TestMigrationGivesUpOnALockHeldTooLong(t *testing.T) {
 	ctx := context.Background()
-	db, url, _ := previousSchema(t, postgres.Options{MigrationLockTimeout: 200 * time.Millisecond})
+	// 0008 alters users, so it needs a lock on a table the previous release reads.
+	db, url := schemaAt(t, postgres.Options{MigrationLockTimeout: 200 * time.Millisecond}, 7)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +148,7 @@ func TestMigrationGivesUpOnALockHeldTooLong(t *testing.T) {
 	if _, err := tx.Exec(ctx, "LOCK TABLE users IN ACCESS SHARE MODE"); err != nil { // a long read
 		t.Fatal(err)
 	}
-	err = postgres.Migrate(ctx, db)
+	err = postgres.MigrateTo(ctx, db, 8)
 	_ = tx.Rollback(ctx)
 	if err == nil || !strings.Contains(err.Error(), "55P03") {
 		t.Fatalf("migration behind a held lock: %v, want lock_timeout (55P03)", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -64,6 +65,14 @@ func (s *SealedSecrets) KeyVersionCounts(ctx context.Context) (map[int]int, erro
 	for _, r := range rows {
 		out[r.KeyVersion] = r.N
 	}
+	rows = rows[:0]
+	err = s.db.r.WithContext(ctx).Model(&signingKeyRow{}).Select("key_version, count(*) AS n").Group("key_version").Scan(&rows).Error
+	if err != nil {
+		return nil, translate("count signing keys by key version", err)
+	}
+	for _, r := range rows {
+		out[r.KeyVersion] += r.N
+	}
 	return out, nil
 }
 
@@ -96,6 +105,35 @@ func (s *SealedSecrets) BelowVersion(ctx context.Context, version int, after dom
 		}
 		out = append(out, x)
 	}
+	keys, err := s.signingKeysBelow(ctx, version, after)
+	if err != nil || len(keys) == 0 {
+		return out, err
+	}
+	// The signing keys are a handful of rows of one purpose: merged into the page in binding
+	// order, they page exactly as if they lived in sealed_secrets.
+	out = append(out, keys...)
+	slices.SortFunc(out, func(a, b ports.StoredSecret) int { return domain.CompareBindings(a.Binding, b.Binding) })
+	return out[:min(len(out), limit)], nil
+}
+
+// signingKeysBelow returns the signing keys sealed below version whose binding sorts after after.
+func (s *SealedSecrets) signingKeysBelow(ctx context.Context, version int, after domain.SecretBinding) ([]ports.StoredSecret, error) {
+	var rows []signingKeyRow
+	if err := s.db.r.WithContext(ctx).Where("key_version < ?", version).Find(&rows).Error; err != nil {
+		return nil, translate("list signing keys", err)
+	}
+	var out []ports.StoredSecret
+	for _, r := range rows {
+		b := domain.SigningKeyBinding(r.KID)
+		if after.UserID == "" && b.Purpose < after.Purpose || after.UserID != "" && domain.CompareBindings(b, after) <= 0 {
+			continue
+		}
+		v, err := domain.ParseSealed(r.Ciphertext)
+		if err != nil {
+			return nil, fmt.Errorf("list signing keys: decode %s: %w", r.KID, err)
+		}
+		out = append(out, ports.StoredSecret{Binding: b, Sealed: v})
+	}
 	return out, nil
 }
 
@@ -110,7 +148,12 @@ func (s *SealedSecrets) Replace(ctx context.Context, swaps []ports.SecretSwap) (
 	out := make([]bool, len(swaps))
 	idx := make(map[domain.SecretBinding]int, len(swaps))
 	rows := make([]swapRow, 0, len(swaps))
+	var keySwaps []int
 	for i, x := range swaps {
+		if x.Binding.Purpose == domain.PurposeSessionSigningKey && x.Binding.UserID == domain.ServiceUserID {
+			keySwaps = append(keySwaps, i)
+			continue
+		}
 		// A row is keyed by a uuid user, and nothing holds an empty value: such swaps cannot match.
 		if domain.ValidID(string(x.Binding.UserID)) && !x.Old.IsZero() {
 			idx[x.Binding] = i
@@ -118,6 +161,9 @@ func (s *SealedSecrets) Replace(ctx context.Context, swaps []ports.SecretSwap) (
 				ConnectionID: x.Binding.ConnectionID, Old: x.Old.Ciphertext(),
 				New: x.Replacement.Ciphertext(), Version: x.Replacement.KeyVersion()})
 		}
+	}
+	if err := s.replaceSigningKeys(ctx, swaps, keySwaps, out); err != nil {
+		return nil, err
 	}
 	if len(rows) == 0 {
 		return out, nil
@@ -158,6 +204,24 @@ func (s *SealedSecrets) Replace(ctx context.Context, swaps []ports.SecretSwap) (
 		}
 	}
 	return out, nil
+}
+
+// replaceSigningKeys applies the swaps of signing keys (swaps[i] for i in which), one
+// compare-and-swap UPDATE each: there are a handful.
+func (s *SealedSecrets) replaceSigningKeys(ctx context.Context, swaps []ports.SecretSwap, which []int, out []bool) error {
+	for _, i := range which {
+		x := swaps[i]
+		if x.Old.IsZero() {
+			continue
+		}
+		res := s.db.w.WithContext(ctx).Exec(`UPDATE session_signing_keys SET ciphertext = ?, key_version = ?
+			WHERE kid = ? AND ciphertext = ?`, x.Replacement.Ciphertext(), x.Replacement.KeyVersion(), x.Binding.ConnectionID, x.Old.Ciphertext())
+		if res.Error != nil {
+			return translate("replace signing keys", res.Error)
+		}
+		out[i] = res.RowsAffected == 1
+	}
+	return nil
 }
 
 // swapRow is one swap as the batch UPDATE reads it from its JSON parameter.
