@@ -52,7 +52,10 @@ type Config struct {
 	DevSkipAppleVerify bool
 	SessionSigningKey  domain.Secret
 	// SessionVerifyKeys verify access tokens without signing any: a rotation's overlap.
-	SessionVerifyKeys  []domain.Secret
+	SessionVerifyKeys []domain.Secret
+	// SessionKeyReload is how often each replica reloads the signing keys rotated over the admin
+	// API; a new key signs after twice that plus 5 s.
+	SessionKeyReload   time.Duration
 	SessionIdleTTL     time.Duration
 	SessionAbsoluteTTL time.Duration
 	AccessTokenTTL     time.Duration
@@ -132,6 +135,7 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		SessionIdleTTL:       r.duration("SESSION_IDLE_TTL", 30*24*time.Hour),
 		SessionAbsoluteTTL:   r.duration("SESSION_ABSOLUTE_TTL", 90*24*time.Hour),
 		AccessTokenTTL:       r.duration("ACCESS_TOKEN_TTL", 15*time.Minute),
+		SessionKeyReload:     r.duration("SESSION_KEY_RELOAD", 10*time.Second),
 		KeyringFile:          r.str("KEYRING_FILE", ""),
 		VaultAddr:            r.str("VAULT_ADDR", ""),
 		VaultToken:           domain.NewSecret(r.str("VAULT_TOKEN", "")),
@@ -293,6 +297,9 @@ func (c Config) Validate() error {
 	if c.SessionSigningKey.Len() < 32 {
 		add("BETTERKEY_SESSION_SIGNING_KEY is required: at least 32 random bytes in base64")
 	}
+	if c.SessionKeyReload < 100*time.Millisecond || c.SessionKeyReload > 5*time.Minute {
+		add("BETTERKEY_SESSION_KEY_RELOAD must be between 100ms and 5m")
+	}
 	if c.AccessTokenTTL <= 0 || c.AccessTokenTTL > time.Hour {
 		add("BETTERKEY_ACCESS_TOKEN_TTL must be between 0 and 1h")
 	}
@@ -435,6 +442,7 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_DEV_SKIP_APPLE_VERIFY", c.DevSkipAppleVerify)
 	line("BETTERKEY_SESSION_SIGNING_KEY", c.SessionSigningKey)
 	line("BETTERKEY_SESSION_VERIFY_KEYS", fmt.Sprintf("%d configured", len(c.SessionVerifyKeys)))
+	line("BETTERKEY_SESSION_KEY_RELOAD", c.SessionKeyReload)
 	line("BETTERKEY_ADMIN_TOKENS", fmt.Sprintf("%d configured", len(c.AdminTokens)))
 	line("BETTERKEY_KEYRING_FILE", c.KeyringFile)
 	line("BETTERKEY_VAULT_ADDR", c.VaultAddr)

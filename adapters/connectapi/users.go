@@ -9,6 +9,7 @@ import (
 	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/app/keys"
+	"github.com/betterkey/backend/app/sessionkeys"
 	"github.com/betterkey/backend/app/vehiclelink"
 	"github.com/betterkey/backend/domain"
 	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
@@ -23,11 +24,12 @@ const maxAppleField = 255
 // Handlers validate input, call the use case and return its error unchanged: the error
 // interceptor maps and logs it once.
 type AdminServer struct {
-	identity *identity.Service
-	keys     *keys.Service
-	vehicles *vehiclelink.Service
-	account  *account.Service
-	now      func() time.Time
+	identity    *identity.Service
+	keys        *keys.Service
+	vehicles    *vehiclelink.Service
+	account     *account.Service
+	sessionKeys *sessionkeys.Service
+	now         func() time.Time
 }
 
 // The build fails if the server lags behind the proto: no embedded Unimplemented handler, so a

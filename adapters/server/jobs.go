@@ -7,7 +7,9 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/app/identity"
+	"github.com/betterkey/backend/app/sessionkeys"
 	"github.com/betterkey/backend/app/vehiclelink"
 )
 
@@ -27,8 +29,9 @@ type job struct {
 }
 
 // runHousekeeping starts the periodic jobs with the app and stops them, waiting, with it.
-func runHousekeeping(lc fx.Lifecycle, id *identity.Service, link *vehiclelink.Service, log *slog.Logger) {
+func runHousekeeping(lc fx.Lifecycle, cfg config.Config, id *identity.Service, link *vehiclelink.Service, sk *sessionkeys.Service, log *slog.Logger) {
 	jobs := []job{
+		{"reload session signing keys", cfg.SessionKeyReload, func(ctx context.Context) (int, error) { return 0, sk.Reload(ctx) }},
 		{"sweep nonces", sweepInterval, id.SweepNonces},
 		{"sweep connect states", sweepInterval, link.SweepStates},
 		{"renew vehicle connections", renewInterval, func(ctx context.Context) (int, error) {

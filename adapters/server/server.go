@@ -27,6 +27,7 @@ import (
 	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/app/keys"
+	"github.com/betterkey/backend/app/sessionkeys"
 	"github.com/betterkey/backend/app/vehiclelink"
 	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
@@ -53,6 +54,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			fx.Annotate(postgres.NewConnections, fx.As(new(ports.ConnectionStore))),
 			fx.Annotate(postgres.NewSealedSecrets, fx.As(new(ports.SealedSecretStore))),
 			fx.Annotate(postgres.NewAppleGrants, fx.As(new(ports.AppleGrantStore))),
+			fx.Annotate(postgres.NewSigningKeys, fx.As(new(ports.SigningKeyStore))),
 			newCipher,
 			newKeys,
 			newVehicleAPI,
@@ -61,6 +63,7 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newAppleKeys,
 			newAppleTokens,
 			newAccessTokens,
+			newSessionKeys,
 			newIdentity,
 			newAccount,
 			newSimulators,
@@ -123,9 +126,24 @@ func newAppleVerifier(cfg config.Config, log *slog.Logger, tp trace.TracerProvid
 	return apple.New(appleConfig(cfg), tracedClient(tp))
 }
 
-func newAccessTokens(cfg config.Config) (ports.AccessTokens, error) {
-	return sessiontoken.New(sessiontoken.Config{SigningKey: cfg.SessionSigningKey, VerifyKeys: cfg.SessionVerifyKeys,
+// newAccessTokens builds the access-token signer, which is also the ring the rotated keys are
+// installed on.
+func newAccessTokens(cfg config.Config) (ports.AccessTokens, ports.AccessKeyRing, error) {
+	s, err := sessiontoken.New(sessiontoken.Config{SigningKey: cfg.SessionSigningKey, VerifyKeys: cfg.SessionVerifyKeys,
 		Issuer: "betterkey", Audience: "betterkey-app"})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, s, nil
+}
+
+// newSessionKeys provides the signing-key rotation and loads the stored keys before anything
+// serves: a replica that signed with the configured key after a rotation retired it would issue
+// tokens the others refuse.
+func newSessionKeys(lc fx.Lifecycle, cfg config.Config, store ports.SigningKeyStore, c ports.TokenCipher, ring ports.AccessKeyRing) *sessionkeys.Service {
+	s := sessionkeys.New(sessionkeys.Deps{Store: store, Cipher: c, Ring: ring, Reload: cfg.SessionKeyReload, AccessTTL: cfg.AccessTokenTTL})
+	lc.Append(fx.StartHook(s.Reload))
+	return s
 }
 
 // newAppleTokens builds the client of Apple's token and revoke endpoints. Without a configured
@@ -292,7 +310,7 @@ func newREST(d restDeps) (REST, error) {
 }
 
 func newAdmin(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, id *identity.Service, k *keys.Service,
-	link *vehiclelink.Service, acct *account.Service) (Admin, error) {
+	link *vehiclelink.Service, acct *account.Service, sk *sessionkeys.Service) (Admin, error) {
 	failed := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "betterkey", Subsystem: "admin", Name: "errors_total",
 		Help: "Failed admin (Connect) calls by procedure and stable code."}, []string{"procedure", "code"})
 	if err := reg.Register(failed); err != nil {
@@ -300,6 +318,6 @@ func newAdmin(cfg config.Config, log *slog.Logger, reg *prometheus.Registry, id 
 	}
 	r := connectapi.NewHandler(connectapi.Config{AdminTokens: cfg.AdminTokens, Failed: func(procedure, code string) {
 		failed.WithLabelValues(procedure, code).Inc()
-	}}, connectapi.NewAdminServer(id, k).WithGrants(link, acct), log)
+	}}, connectapi.NewAdminServer(id, k).WithGrants(link, acct).WithSessionKeys(sk), log)
 	return Admin{Path: r.Pattern, Handler: r.Handler}, nil
 }

@@ -138,22 +138,6 @@ func (s *Service) Reload(ctx context.Context) error {
 	return nil
 }
 
-// Run reloads every Reload period until ctx ends, reporting each failure to failed.
-func (s *Service) Run(ctx context.Context, failed func(error)) {
-	t := time.NewTicker(s.d.Reload)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
-				failed(err)
-			}
-		}
-	}
-}
-
 func (s *Service) install(ctx context.Context, keys []domain.SigningKey) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

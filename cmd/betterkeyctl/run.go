@@ -41,6 +41,10 @@ commands:
                                         printing progress after each batch (N: 1-1000, default 250);
                                         runs until done or interrupted unless -timeout is given
   keys retire <min-version>             retire key versions below min-version once none is in use
+  signing-key list                      list the session signing keys and their state
+  signing-key rotate [-overlap D]       add a session signing key; the replaced keys verify for D
+                                        after it signs (0s-1h, default one access-token lifetime;
+                                        0s for a leaked key)
 
 The admin token is read from the environment variable named by -token-env.
 
@@ -121,12 +125,15 @@ func command(args []string) (cliCommand, error) {
 		return cliCommand{}, fmt.Errorf("%w: a command is required", errUsage)
 	}
 	name, rest := args[0]+" "+args[1], args[2:]
-	if name == "keys rewrap" {
+	switch name {
+	case "keys rewrap":
 		return rewrapCommand(rest)
+	case "signing-key rotate":
+		return signingKeyRotateCommand(rest)
 	}
 	want := map[string]int{
 		"user get": 1, "user get-by-apple": 2, "sessions list": 1, "sessions revoke-all": 1, "sessions revoke": 2,
-		"keys report": 0, "keys rotate": 0, "keys retire": 1,
+		"keys report": 0, "keys rotate": 0, "keys retire": 1, "signing-key list": 0,
 		"sessions revoke-everyone": 1, "grants revoke-smartcar": 1, "grants revoke-apple": 1,
 	}
 	n, ok := want[name]
@@ -159,6 +166,8 @@ func command(args []string) (cliCommand, error) {
 		return cliCommand{run: keyReport}, nil
 	case "keys rotate":
 		return cliCommand{run: rotateKey}, nil
+	case "signing-key list":
+		return cliCommand{run: listSigningKeys}, nil
 	default:
 		return retireCommand(rest[0])
 	}

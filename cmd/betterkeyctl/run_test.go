@@ -15,8 +15,10 @@ import (
 
 	"github.com/betterkey/backend/adapters/connectapi"
 	"github.com/betterkey/backend/adapters/memory"
+	"github.com/betterkey/backend/adapters/sessiontoken"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/app/keys"
+	"github.com/betterkey/backend/app/sessionkeys"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
@@ -73,7 +75,7 @@ func newFixture(t *testing.T) fixture {
 	f.cipher, f.conns = memory.NewCipher(), memory.NewConnections(secrets)
 	ks := keys.New(keys.Deps{Keys: f.cipher, Cipher: f.cipher, Secrets: secrets})
 	route := connectapi.NewHandler(connectapi.Config{AdminTokens: []domain.Secret{domain.NewSecret(testToken)}},
-		connectapi.NewAdminServer(svc, ks), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		connectapi.NewAdminServer(svc, ks).WithSessionKeys(f.signingKeys(t, secrets)), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux := http.NewServeMux()
 	route.Mount(mux)
 	srv := httptest.NewUnstartedServer(mux)
@@ -84,6 +86,17 @@ func newFixture(t *testing.T) fixture {
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
 	return f
+}
+
+// signingKeys is the rotation service over a real signer, with its material in secrets.
+func (f fixture) signingKeys(t *testing.T, secrets *memory.SealedSecrets) *sessionkeys.Service {
+	t.Helper()
+	signer, err := sessiontoken.New(sessiontoken.Config{SigningKey: sessiontoken.GenerateKey(), Issuer: "betterkey", Audience: "betterkey-app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sessionkeys.New(sessionkeys.Deps{Store: memory.NewSigningKeys(secrets), Cipher: f.cipher, Ring: signer,
+		Reload: 10 * time.Second, AccessTTL: 15 * time.Minute})
 }
 
 // ctl runs the CLI against f and returns stdout, stderr and the error.
@@ -226,5 +239,40 @@ func TestRunRevokeEveryone(t *testing.T) {
 	// The grant commands need the vehicle-link and account services, which this fixture lacks.
 	if _, _, err := f.ctl(t, "grants", "revoke-smartcar", string(f.user.ID)); err == nil || !strings.Contains(err.Error(), "NOT_CONFIGURED") {
 		t.Errorf("grants without the services: %v", err)
+	}
+}
+
+// The session signing key over the CLI: nothing stored at first, then a rotation that stores the
+// configured key (signing until the new one does) and the new key (pending); a bad overlap is
+// refused by the server or, when it is not whole seconds, by the CLI.
+func TestRunSigningKey(t *testing.T) {
+	t.Setenv(tokenEnv, testToken)
+	f := newFixture(t)
+	out, _, err := f.ctl(t, "signing-key", "list")
+	if err != nil || !strings.Contains(out, "no stored keys") {
+		t.Fatalf("signing-key list: err %v, out %q", err, out)
+	}
+	if _, _, err := f.ctl(t, "signing-key", "rotate", "-overlap", "2h"); err == nil || !strings.Contains(err.Error(), "overlap_seconds: must be between 0 and 3600") {
+		t.Fatalf("rotate with a 2h overlap: %v", err)
+	}
+	if _, _, err := f.ctl(t, "signing-key", "rotate", "-overlap", "1500ms"); !errors.Is(err, errUsage) {
+		t.Fatalf("rotate with a fractional overlap: %v, want a usage error", err)
+	}
+	out, _, err = f.ctl(t, "signing-key", "rotate", "-overlap", "0s")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 4 || !strings.HasPrefix(lines[0], "rotated: key ") ||
+		!strings.Contains(lines[2], " signing ") || !strings.Contains(lines[3], " pending ") {
+		t.Fatalf("signing-key rotate: err %v, out:\n%s", err, out)
+	}
+	id := strings.Fields(lines[0])[2]
+	out, _, err = f.ctl(t, "-o", "json", "signing-key", "list")
+	var listed struct {
+		Keys []struct {
+			KeyID string `json:"key_id"`
+			State string `json:"state"`
+		} `json:"keys"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &listed) != nil || len(listed.Keys) != 2 || listed.Keys[1].KeyID != id {
+		t.Fatalf("signing-key list -o json: err %v, out:\n%s", err, out)
 	}
 }

@@ -1042,6 +1042,271 @@ func (x *RevokeAllSessionsResponse) GetRevokedCount() int64 {
 	return 0
 }
 
+// RotateSessionSigningKeyRequest sets the rotation's overlap.
+type RotateSessionSigningKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long, in seconds, the replaced keys keep verifying the tokens they signed after the new
+	// key starts signing: 0 to 3600. Unset, one access-token lifetime, so nobody is cut short. 0 is
+	// the emergency rotation of a leaked key: every app then refreshes its access token once.
+	OverlapSeconds *int64 `protobuf:"varint,1,opt,name=overlap_seconds,json=overlapSeconds,proto3,oneof" json:"overlap_seconds,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RotateSessionSigningKeyRequest) Reset() {
+	*x = RotateSessionSigningKeyRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSessionSigningKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSessionSigningKeyRequest) ProtoMessage() {}
+
+func (x *RotateSessionSigningKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSessionSigningKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateSessionSigningKeyRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RotateSessionSigningKeyRequest) GetOverlapSeconds() int64 {
+	if x != nil && x.OverlapSeconds != nil {
+		return *x.OverlapSeconds
+	}
+	return 0
+}
+
+// RotateSessionSigningKeyResponse names the new key and lists every key after the rotation.
+type RotateSessionSigningKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Keys          []*SessionSigningKey   `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSessionSigningKeyResponse) Reset() {
+	*x = RotateSessionSigningKeyResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSessionSigningKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSessionSigningKeyResponse) ProtoMessage() {}
+
+func (x *RotateSessionSigningKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSessionSigningKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateSessionSigningKeyResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RotateSessionSigningKeyResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *RotateSessionSigningKeyResponse) GetKeys() []*SessionSigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// ListSessionSigningKeysRequest has no fields.
+type ListSessionSigningKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionSigningKeysRequest) Reset() {
+	*x = ListSessionSigningKeysRequest{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionSigningKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionSigningKeysRequest) ProtoMessage() {}
+
+func (x *ListSessionSigningKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionSigningKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionSigningKeysRequest) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+// ListSessionSigningKeysResponse lists the stored keys, oldest first. Empty: no rotation has
+// happened and the configured key signs.
+type ListSessionSigningKeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*SessionSigningKey   `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionSigningKeysResponse) Reset() {
+	*x = ListSessionSigningKeysResponse{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionSigningKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionSigningKeysResponse) ProtoMessage() {}
+
+func (x *ListSessionSigningKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionSigningKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionSigningKeysResponse) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListSessionSigningKeysResponse) GetKeys() []*SessionSigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// SessionSigningKey is one access-token signing key, without its material.
+type SessionSigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key id, the kid of the tokens it signs.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// "pending" (published, not signing yet), "signing", "verifying" (replaced, in its overlap)
+	// or "retired".
+	State     string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	SignsFrom *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=signs_from,json=signsFrom,proto3" json:"signs_from,omitempty"`
+	// Unset while no later key replaces it.
+	VerifiesUntil *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=verifies_until,json=verifiesUntil,proto3" json:"verifies_until,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionSigningKey) Reset() {
+	*x = SessionSigningKey{}
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionSigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionSigningKey) ProtoMessage() {}
+
+func (x *SessionSigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionSigningKey.ProtoReflect.Descriptor instead.
+func (*SessionSigningKey) Descriptor() ([]byte, []int) {
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SessionSigningKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SessionSigningKey) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SessionSigningKey) GetSignsFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignsFrom
+	}
+	return nil
+}
+
+func (x *SessionSigningKey) GetVerifiesUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.VerifiesUntil
+	}
+	return nil
+}
+
+func (x *SessionSigningKey) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
 // RevokeSessionRequest selects one session. The owner is required so that a mistyped session id
 // cannot end somebody else's session.
 type RevokeSessionRequest struct {
@@ -1056,7 +1321,7 @@ type RevokeSessionRequest struct {
 
 func (x *RevokeSessionRequest) Reset() {
 	*x = RevokeSessionRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1333,7 @@ func (x *RevokeSessionRequest) String() string {
 func (*RevokeSessionRequest) ProtoMessage() {}
 
 func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1346,7 @@ func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeSessionRequest) GetUserId() string {
@@ -1107,7 +1372,7 @@ type RevokeSessionResponse struct {
 
 func (x *RevokeSessionResponse) Reset() {
 	*x = RevokeSessionResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1384,7 @@ func (x *RevokeSessionResponse) String() string {
 func (*RevokeSessionResponse) ProtoMessage() {}
 
 func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1397,7 @@ func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 // KeyReport describes the key of secrets at rest and what each version protects.
@@ -1151,7 +1416,7 @@ type KeyReport struct {
 
 func (x *KeyReport) Reset() {
 	*x = KeyReport{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1428,7 @@ func (x *KeyReport) String() string {
 func (*KeyReport) ProtoMessage() {}
 
 func (x *KeyReport) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1441,7 @@ func (x *KeyReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyReport.ProtoReflect.Descriptor instead.
 func (*KeyReport) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *KeyReport) GetLatestVersion() int32 {
@@ -1215,7 +1480,7 @@ type KeyVersionUsage struct {
 
 func (x *KeyVersionUsage) Reset() {
 	*x = KeyVersionUsage{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1492,7 @@ func (x *KeyVersionUsage) String() string {
 func (*KeyVersionUsage) ProtoMessage() {}
 
 func (x *KeyVersionUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1505,7 @@ func (x *KeyVersionUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyVersionUsage.ProtoReflect.Descriptor instead.
 func (*KeyVersionUsage) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KeyVersionUsage) GetVersion() int32 {
@@ -1273,7 +1538,7 @@ type GetKeyReportRequest struct {
 
 func (x *GetKeyReportRequest) Reset() {
 	*x = GetKeyReportRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1285,7 +1550,7 @@ func (x *GetKeyReportRequest) String() string {
 func (*GetKeyReportRequest) ProtoMessage() {}
 
 func (x *GetKeyReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1298,7 +1563,7 @@ func (x *GetKeyReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyReportRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyReportRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 // GetKeyReportResponse carries the report.
@@ -1312,7 +1577,7 @@ type GetKeyReportResponse struct {
 
 func (x *GetKeyReportResponse) Reset() {
 	*x = GetKeyReportResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1589,7 @@ func (x *GetKeyReportResponse) String() string {
 func (*GetKeyReportResponse) ProtoMessage() {}
 
 func (x *GetKeyReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1602,7 @@ func (x *GetKeyReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyReportResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyReportResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetKeyReportResponse) GetReport() *KeyReport {
@@ -1356,7 +1621,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1633,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1646,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 // RotateKeyResponse names the new version.
@@ -1395,7 +1660,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1672,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1685,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RotateKeyResponse) GetLatestVersion() int32 {
@@ -1441,7 +1706,7 @@ type RewrapSecretsRequest struct {
 
 func (x *RewrapSecretsRequest) Reset() {
 	*x = RewrapSecretsRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1718,7 @@ func (x *RewrapSecretsRequest) String() string {
 func (*RewrapSecretsRequest) ProtoMessage() {}
 
 func (x *RewrapSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1731,7 @@ func (x *RewrapSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapSecretsRequest.ProtoReflect.Descriptor instead.
 func (*RewrapSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RewrapSecretsRequest) GetBatchSize() int32 {
@@ -1493,7 +1758,7 @@ type RewrapSecretsResponse struct {
 
 func (x *RewrapSecretsResponse) Reset() {
 	*x = RewrapSecretsResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1770,7 @@ func (x *RewrapSecretsResponse) String() string {
 func (*RewrapSecretsResponse) ProtoMessage() {}
 
 func (x *RewrapSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1783,7 @@ func (x *RewrapSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapSecretsResponse.ProtoReflect.Descriptor instead.
 func (*RewrapSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RewrapSecretsResponse) GetEvent() isRewrapSecretsResponse_Event {
@@ -1587,7 +1852,7 @@ type RewrapProgress struct {
 
 func (x *RewrapProgress) Reset() {
 	*x = RewrapProgress{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1864,7 @@ func (x *RewrapProgress) String() string {
 func (*RewrapProgress) ProtoMessage() {}
 
 func (x *RewrapProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1877,7 @@ func (x *RewrapProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapProgress.ProtoReflect.Descriptor instead.
 func (*RewrapProgress) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RewrapProgress) GetTargetVersion() int32 {
@@ -1670,7 +1935,7 @@ type RewrapSummary struct {
 
 func (x *RewrapSummary) Reset() {
 	*x = RewrapSummary{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1947,7 @@ func (x *RewrapSummary) String() string {
 func (*RewrapSummary) ProtoMessage() {}
 
 func (x *RewrapSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1960,7 @@ func (x *RewrapSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewrapSummary.ProtoReflect.Descriptor instead.
 func (*RewrapSummary) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RewrapSummary) GetTotals() *RewrapProgress {
@@ -1723,7 +1988,7 @@ type RetireKeyVersionsRequest struct {
 
 func (x *RetireKeyVersionsRequest) Reset() {
 	*x = RetireKeyVersionsRequest{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +2000,7 @@ func (x *RetireKeyVersionsRequest) String() string {
 func (*RetireKeyVersionsRequest) ProtoMessage() {}
 
 func (x *RetireKeyVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +2013,7 @@ func (x *RetireKeyVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireKeyVersionsRequest.ProtoReflect.Descriptor instead.
 func (*RetireKeyVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RetireKeyVersionsRequest) GetMinVersion() int32 {
@@ -1769,7 +2034,7 @@ type RetireKeyVersionsResponse struct {
 
 func (x *RetireKeyVersionsResponse) Reset() {
 	*x = RetireKeyVersionsResponse{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1781,7 +2046,7 @@ func (x *RetireKeyVersionsResponse) String() string {
 func (*RetireKeyVersionsResponse) ProtoMessage() {}
 
 func (x *RetireKeyVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1794,7 +2059,7 @@ func (x *RetireKeyVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireKeyVersionsResponse.ProtoReflect.Descriptor instead.
 func (*RetireKeyVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RetireKeyVersionsResponse) GetReport() *KeyReport {
@@ -1816,7 +2081,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +2093,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_betterkey_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2106,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_betterkey_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ErrorDetail) GetCode() string {
@@ -1914,7 +2179,24 @@ const file_betterkey_admin_v1_admin_proto_rawDesc = "" +
 	"\x18RevokeAllSessionsRequest\x12\x18\n" +
 	"\aconfirm\x18\x01 \x01(\tR\aconfirm\"@\n" +
 	"\x19RevokeAllSessionsResponse\x12#\n" +
-	"\rrevoked_count\x18\x01 \x01(\x03R\frevokedCount\"N\n" +
+	"\rrevoked_count\x18\x01 \x01(\x03R\frevokedCount\"b\n" +
+	"\x1eRotateSessionSigningKeyRequest\x12,\n" +
+	"\x0foverlap_seconds\x18\x01 \x01(\x03H\x00R\x0eoverlapSeconds\x88\x01\x01B\x12\n" +
+	"\x10_overlap_seconds\"s\n" +
+	"\x1fRotateSessionSigningKeyResponse\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x129\n" +
+	"\x04keys\x18\x02 \x03(\v2%.betterkey.admin.v1.SessionSigningKeyR\x04keys\"\x1f\n" +
+	"\x1dListSessionSigningKeysRequest\"[\n" +
+	"\x1eListSessionSigningKeysResponse\x129\n" +
+	"\x04keys\x18\x01 \x03(\v2%.betterkey.admin.v1.SessionSigningKeyR\x04keys\"\xf9\x01\n" +
+	"\x11SessionSigningKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x129\n" +
+	"\n" +
+	"signs_from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tsignsFrom\x12A\n" +
+	"\x0everifies_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rverifiesUntil\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"N\n" +
 	"\x14RevokeSessionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -1966,7 +2248,7 @@ const file_betterkey_admin_v1_admin_proto_rawDesc = "" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SESSION_STATE_ACTIVE\x10\x01\x12\x19\n" +
 	"\x15SESSION_STATE_EXPIRED\x10\x02\x12\x19\n" +
-	"\x15SESSION_STATE_REVOKED\x10\x032\xeb\t\n" +
+	"\x15SESSION_STATE_REVOKED\x10\x032\xf7\v\n" +
 	"\fAdminService\x12W\n" +
 	"\aGetUser\x12\".betterkey.admin.v1.GetUserRequest\x1a#.betterkey.admin.v1.GetUserResponse\"\x03\x90\x02\x01\x12r\n" +
 	"\x10ListUserSessions\x12+.betterkey.admin.v1.ListUserSessionsRequest\x1a,.betterkey.admin.v1.ListUserSessionsResponse\"\x03\x90\x02\x01\x12x\n" +
@@ -1978,7 +2260,9 @@ const file_betterkey_admin_v1_admin_proto_rawDesc = "" +
 	"\fGetKeyReport\x12'.betterkey.admin.v1.GetKeyReportRequest\x1a(.betterkey.admin.v1.GetKeyReportResponse\"\x03\x90\x02\x01\x12X\n" +
 	"\tRotateKey\x12$.betterkey.admin.v1.RotateKeyRequest\x1a%.betterkey.admin.v1.RotateKeyResponse\x12k\n" +
 	"\rRewrapSecrets\x12(.betterkey.admin.v1.RewrapSecretsRequest\x1a).betterkey.admin.v1.RewrapSecretsResponse\"\x03\x90\x02\x020\x01\x12u\n" +
-	"\x11RetireKeyVersions\x12,.betterkey.admin.v1.RetireKeyVersionsRequest\x1a-.betterkey.admin.v1.RetireKeyVersionsResponse\"\x03\x90\x02\x02B=Z;github.com/betterkey/backend/gen/betterkey/admin/v1;adminv1b\x06proto3"
+	"\x11RetireKeyVersions\x12,.betterkey.admin.v1.RetireKeyVersionsRequest\x1a-.betterkey.admin.v1.RetireKeyVersionsResponse\"\x03\x90\x02\x02\x12\x82\x01\n" +
+	"\x17RotateSessionSigningKey\x122.betterkey.admin.v1.RotateSessionSigningKeyRequest\x1a3.betterkey.admin.v1.RotateSessionSigningKeyResponse\x12\x84\x01\n" +
+	"\x16ListSessionSigningKeys\x121.betterkey.admin.v1.ListSessionSigningKeysRequest\x1a2.betterkey.admin.v1.ListSessionSigningKeysResponse\"\x03\x90\x02\x01B=Z;github.com/betterkey/backend/gen/betterkey/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_betterkey_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -1993,7 +2277,7 @@ func file_betterkey_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_betterkey_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_betterkey_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_betterkey_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_betterkey_admin_v1_admin_proto_goTypes = []any{
 	(Device)(0),                             // 0: betterkey.admin.v1.Device
 	(SessionState)(0),                       // 1: betterkey.admin.v1.SessionState
@@ -2012,71 +2296,85 @@ var file_betterkey_admin_v1_admin_proto_goTypes = []any{
 	(*RevokeUserAppleGrantsResponse)(nil),   // 14: betterkey.admin.v1.RevokeUserAppleGrantsResponse
 	(*RevokeAllSessionsRequest)(nil),        // 15: betterkey.admin.v1.RevokeAllSessionsRequest
 	(*RevokeAllSessionsResponse)(nil),       // 16: betterkey.admin.v1.RevokeAllSessionsResponse
-	(*RevokeSessionRequest)(nil),            // 17: betterkey.admin.v1.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),           // 18: betterkey.admin.v1.RevokeSessionResponse
-	(*KeyReport)(nil),                       // 19: betterkey.admin.v1.KeyReport
-	(*KeyVersionUsage)(nil),                 // 20: betterkey.admin.v1.KeyVersionUsage
-	(*GetKeyReportRequest)(nil),             // 21: betterkey.admin.v1.GetKeyReportRequest
-	(*GetKeyReportResponse)(nil),            // 22: betterkey.admin.v1.GetKeyReportResponse
-	(*RotateKeyRequest)(nil),                // 23: betterkey.admin.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),               // 24: betterkey.admin.v1.RotateKeyResponse
-	(*RewrapSecretsRequest)(nil),            // 25: betterkey.admin.v1.RewrapSecretsRequest
-	(*RewrapSecretsResponse)(nil),           // 26: betterkey.admin.v1.RewrapSecretsResponse
-	(*RewrapProgress)(nil),                  // 27: betterkey.admin.v1.RewrapProgress
-	(*RewrapSummary)(nil),                   // 28: betterkey.admin.v1.RewrapSummary
-	(*RetireKeyVersionsRequest)(nil),        // 29: betterkey.admin.v1.RetireKeyVersionsRequest
-	(*RetireKeyVersionsResponse)(nil),       // 30: betterkey.admin.v1.RetireKeyVersionsResponse
-	(*ErrorDetail)(nil),                     // 31: betterkey.admin.v1.ErrorDetail
-	(*timestamppb.Timestamp)(nil),           // 32: google.protobuf.Timestamp
+	(*RotateSessionSigningKeyRequest)(nil),  // 17: betterkey.admin.v1.RotateSessionSigningKeyRequest
+	(*RotateSessionSigningKeyResponse)(nil), // 18: betterkey.admin.v1.RotateSessionSigningKeyResponse
+	(*ListSessionSigningKeysRequest)(nil),   // 19: betterkey.admin.v1.ListSessionSigningKeysRequest
+	(*ListSessionSigningKeysResponse)(nil),  // 20: betterkey.admin.v1.ListSessionSigningKeysResponse
+	(*SessionSigningKey)(nil),               // 21: betterkey.admin.v1.SessionSigningKey
+	(*RevokeSessionRequest)(nil),            // 22: betterkey.admin.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),           // 23: betterkey.admin.v1.RevokeSessionResponse
+	(*KeyReport)(nil),                       // 24: betterkey.admin.v1.KeyReport
+	(*KeyVersionUsage)(nil),                 // 25: betterkey.admin.v1.KeyVersionUsage
+	(*GetKeyReportRequest)(nil),             // 26: betterkey.admin.v1.GetKeyReportRequest
+	(*GetKeyReportResponse)(nil),            // 27: betterkey.admin.v1.GetKeyReportResponse
+	(*RotateKeyRequest)(nil),                // 28: betterkey.admin.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),               // 29: betterkey.admin.v1.RotateKeyResponse
+	(*RewrapSecretsRequest)(nil),            // 30: betterkey.admin.v1.RewrapSecretsRequest
+	(*RewrapSecretsResponse)(nil),           // 31: betterkey.admin.v1.RewrapSecretsResponse
+	(*RewrapProgress)(nil),                  // 32: betterkey.admin.v1.RewrapProgress
+	(*RewrapSummary)(nil),                   // 33: betterkey.admin.v1.RewrapSummary
+	(*RetireKeyVersionsRequest)(nil),        // 34: betterkey.admin.v1.RetireKeyVersionsRequest
+	(*RetireKeyVersionsResponse)(nil),       // 35: betterkey.admin.v1.RetireKeyVersionsResponse
+	(*ErrorDetail)(nil),                     // 36: betterkey.admin.v1.ErrorDetail
+	(*timestamppb.Timestamp)(nil),           // 37: google.protobuf.Timestamp
 }
 var file_betterkey_admin_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: betterkey.admin.v1.GetUserRequest.apple:type_name -> betterkey.admin.v1.AppleIdentity
 	5,  // 1: betterkey.admin.v1.GetUserResponse.user:type_name -> betterkey.admin.v1.User
 	2,  // 2: betterkey.admin.v1.User.apple:type_name -> betterkey.admin.v1.AppleIdentity
-	32, // 3: betterkey.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	32, // 4: betterkey.admin.v1.User.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 3: betterkey.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	37, // 4: betterkey.admin.v1.User.updated_at:type_name -> google.protobuf.Timestamp
 	8,  // 5: betterkey.admin.v1.ListUserSessionsResponse.sessions:type_name -> betterkey.admin.v1.Session
 	0,  // 6: betterkey.admin.v1.Session.device:type_name -> betterkey.admin.v1.Device
-	32, // 7: betterkey.admin.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	32, // 8: betterkey.admin.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
-	32, // 9: betterkey.admin.v1.Session.idle_expires_at:type_name -> google.protobuf.Timestamp
-	32, // 10: betterkey.admin.v1.Session.absolute_expires_at:type_name -> google.protobuf.Timestamp
-	32, // 11: betterkey.admin.v1.Session.revoked_at:type_name -> google.protobuf.Timestamp
+	37, // 7: betterkey.admin.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	37, // 8: betterkey.admin.v1.Session.last_used_at:type_name -> google.protobuf.Timestamp
+	37, // 9: betterkey.admin.v1.Session.idle_expires_at:type_name -> google.protobuf.Timestamp
+	37, // 10: betterkey.admin.v1.Session.absolute_expires_at:type_name -> google.protobuf.Timestamp
+	37, // 11: betterkey.admin.v1.Session.revoked_at:type_name -> google.protobuf.Timestamp
 	1,  // 12: betterkey.admin.v1.Session.state:type_name -> betterkey.admin.v1.SessionState
-	20, // 13: betterkey.admin.v1.KeyReport.versions:type_name -> betterkey.admin.v1.KeyVersionUsage
-	19, // 14: betterkey.admin.v1.GetKeyReportResponse.report:type_name -> betterkey.admin.v1.KeyReport
-	27, // 15: betterkey.admin.v1.RewrapSecretsResponse.progress:type_name -> betterkey.admin.v1.RewrapProgress
-	28, // 16: betterkey.admin.v1.RewrapSecretsResponse.summary:type_name -> betterkey.admin.v1.RewrapSummary
-	27, // 17: betterkey.admin.v1.RewrapSummary.totals:type_name -> betterkey.admin.v1.RewrapProgress
-	19, // 18: betterkey.admin.v1.RewrapSummary.report:type_name -> betterkey.admin.v1.KeyReport
-	19, // 19: betterkey.admin.v1.RetireKeyVersionsResponse.report:type_name -> betterkey.admin.v1.KeyReport
-	3,  // 20: betterkey.admin.v1.AdminService.GetUser:input_type -> betterkey.admin.v1.GetUserRequest
-	6,  // 21: betterkey.admin.v1.AdminService.ListUserSessions:input_type -> betterkey.admin.v1.ListUserSessionsRequest
-	9,  // 22: betterkey.admin.v1.AdminService.RevokeUserSessions:input_type -> betterkey.admin.v1.RevokeUserSessionsRequest
-	17, // 23: betterkey.admin.v1.AdminService.RevokeSession:input_type -> betterkey.admin.v1.RevokeSessionRequest
-	11, // 24: betterkey.admin.v1.AdminService.RevokeUserVehicleGrants:input_type -> betterkey.admin.v1.RevokeUserVehicleGrantsRequest
-	13, // 25: betterkey.admin.v1.AdminService.RevokeUserAppleGrants:input_type -> betterkey.admin.v1.RevokeUserAppleGrantsRequest
-	15, // 26: betterkey.admin.v1.AdminService.RevokeAllSessions:input_type -> betterkey.admin.v1.RevokeAllSessionsRequest
-	21, // 27: betterkey.admin.v1.AdminService.GetKeyReport:input_type -> betterkey.admin.v1.GetKeyReportRequest
-	23, // 28: betterkey.admin.v1.AdminService.RotateKey:input_type -> betterkey.admin.v1.RotateKeyRequest
-	25, // 29: betterkey.admin.v1.AdminService.RewrapSecrets:input_type -> betterkey.admin.v1.RewrapSecretsRequest
-	29, // 30: betterkey.admin.v1.AdminService.RetireKeyVersions:input_type -> betterkey.admin.v1.RetireKeyVersionsRequest
-	4,  // 31: betterkey.admin.v1.AdminService.GetUser:output_type -> betterkey.admin.v1.GetUserResponse
-	7,  // 32: betterkey.admin.v1.AdminService.ListUserSessions:output_type -> betterkey.admin.v1.ListUserSessionsResponse
-	10, // 33: betterkey.admin.v1.AdminService.RevokeUserSessions:output_type -> betterkey.admin.v1.RevokeUserSessionsResponse
-	18, // 34: betterkey.admin.v1.AdminService.RevokeSession:output_type -> betterkey.admin.v1.RevokeSessionResponse
-	12, // 35: betterkey.admin.v1.AdminService.RevokeUserVehicleGrants:output_type -> betterkey.admin.v1.RevokeUserVehicleGrantsResponse
-	14, // 36: betterkey.admin.v1.AdminService.RevokeUserAppleGrants:output_type -> betterkey.admin.v1.RevokeUserAppleGrantsResponse
-	16, // 37: betterkey.admin.v1.AdminService.RevokeAllSessions:output_type -> betterkey.admin.v1.RevokeAllSessionsResponse
-	22, // 38: betterkey.admin.v1.AdminService.GetKeyReport:output_type -> betterkey.admin.v1.GetKeyReportResponse
-	24, // 39: betterkey.admin.v1.AdminService.RotateKey:output_type -> betterkey.admin.v1.RotateKeyResponse
-	26, // 40: betterkey.admin.v1.AdminService.RewrapSecrets:output_type -> betterkey.admin.v1.RewrapSecretsResponse
-	30, // 41: betterkey.admin.v1.AdminService.RetireKeyVersions:output_type -> betterkey.admin.v1.RetireKeyVersionsResponse
-	31, // [31:42] is the sub-list for method output_type
-	20, // [20:31] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	21, // 13: betterkey.admin.v1.RotateSessionSigningKeyResponse.keys:type_name -> betterkey.admin.v1.SessionSigningKey
+	21, // 14: betterkey.admin.v1.ListSessionSigningKeysResponse.keys:type_name -> betterkey.admin.v1.SessionSigningKey
+	37, // 15: betterkey.admin.v1.SessionSigningKey.signs_from:type_name -> google.protobuf.Timestamp
+	37, // 16: betterkey.admin.v1.SessionSigningKey.verifies_until:type_name -> google.protobuf.Timestamp
+	37, // 17: betterkey.admin.v1.SessionSigningKey.created_at:type_name -> google.protobuf.Timestamp
+	25, // 18: betterkey.admin.v1.KeyReport.versions:type_name -> betterkey.admin.v1.KeyVersionUsage
+	24, // 19: betterkey.admin.v1.GetKeyReportResponse.report:type_name -> betterkey.admin.v1.KeyReport
+	32, // 20: betterkey.admin.v1.RewrapSecretsResponse.progress:type_name -> betterkey.admin.v1.RewrapProgress
+	33, // 21: betterkey.admin.v1.RewrapSecretsResponse.summary:type_name -> betterkey.admin.v1.RewrapSummary
+	32, // 22: betterkey.admin.v1.RewrapSummary.totals:type_name -> betterkey.admin.v1.RewrapProgress
+	24, // 23: betterkey.admin.v1.RewrapSummary.report:type_name -> betterkey.admin.v1.KeyReport
+	24, // 24: betterkey.admin.v1.RetireKeyVersionsResponse.report:type_name -> betterkey.admin.v1.KeyReport
+	3,  // 25: betterkey.admin.v1.AdminService.GetUser:input_type -> betterkey.admin.v1.GetUserRequest
+	6,  // 26: betterkey.admin.v1.AdminService.ListUserSessions:input_type -> betterkey.admin.v1.ListUserSessionsRequest
+	9,  // 27: betterkey.admin.v1.AdminService.RevokeUserSessions:input_type -> betterkey.admin.v1.RevokeUserSessionsRequest
+	22, // 28: betterkey.admin.v1.AdminService.RevokeSession:input_type -> betterkey.admin.v1.RevokeSessionRequest
+	11, // 29: betterkey.admin.v1.AdminService.RevokeUserVehicleGrants:input_type -> betterkey.admin.v1.RevokeUserVehicleGrantsRequest
+	13, // 30: betterkey.admin.v1.AdminService.RevokeUserAppleGrants:input_type -> betterkey.admin.v1.RevokeUserAppleGrantsRequest
+	15, // 31: betterkey.admin.v1.AdminService.RevokeAllSessions:input_type -> betterkey.admin.v1.RevokeAllSessionsRequest
+	26, // 32: betterkey.admin.v1.AdminService.GetKeyReport:input_type -> betterkey.admin.v1.GetKeyReportRequest
+	28, // 33: betterkey.admin.v1.AdminService.RotateKey:input_type -> betterkey.admin.v1.RotateKeyRequest
+	30, // 34: betterkey.admin.v1.AdminService.RewrapSecrets:input_type -> betterkey.admin.v1.RewrapSecretsRequest
+	34, // 35: betterkey.admin.v1.AdminService.RetireKeyVersions:input_type -> betterkey.admin.v1.RetireKeyVersionsRequest
+	17, // 36: betterkey.admin.v1.AdminService.RotateSessionSigningKey:input_type -> betterkey.admin.v1.RotateSessionSigningKeyRequest
+	19, // 37: betterkey.admin.v1.AdminService.ListSessionSigningKeys:input_type -> betterkey.admin.v1.ListSessionSigningKeysRequest
+	4,  // 38: betterkey.admin.v1.AdminService.GetUser:output_type -> betterkey.admin.v1.GetUserResponse
+	7,  // 39: betterkey.admin.v1.AdminService.ListUserSessions:output_type -> betterkey.admin.v1.ListUserSessionsResponse
+	10, // 40: betterkey.admin.v1.AdminService.RevokeUserSessions:output_type -> betterkey.admin.v1.RevokeUserSessionsResponse
+	23, // 41: betterkey.admin.v1.AdminService.RevokeSession:output_type -> betterkey.admin.v1.RevokeSessionResponse
+	12, // 42: betterkey.admin.v1.AdminService.RevokeUserVehicleGrants:output_type -> betterkey.admin.v1.RevokeUserVehicleGrantsResponse
+	14, // 43: betterkey.admin.v1.AdminService.RevokeUserAppleGrants:output_type -> betterkey.admin.v1.RevokeUserAppleGrantsResponse
+	16, // 44: betterkey.admin.v1.AdminService.RevokeAllSessions:output_type -> betterkey.admin.v1.RevokeAllSessionsResponse
+	27, // 45: betterkey.admin.v1.AdminService.GetKeyReport:output_type -> betterkey.admin.v1.GetKeyReportResponse
+	29, // 46: betterkey.admin.v1.AdminService.RotateKey:output_type -> betterkey.admin.v1.RotateKeyResponse
+	31, // 47: betterkey.admin.v1.AdminService.RewrapSecrets:output_type -> betterkey.admin.v1.RewrapSecretsResponse
+	35, // 48: betterkey.admin.v1.AdminService.RetireKeyVersions:output_type -> betterkey.admin.v1.RetireKeyVersionsResponse
+	18, // 49: betterkey.admin.v1.AdminService.RotateSessionSigningKey:output_type -> betterkey.admin.v1.RotateSessionSigningKeyResponse
+	20, // 50: betterkey.admin.v1.AdminService.ListSessionSigningKeys:output_type -> betterkey.admin.v1.ListSessionSigningKeysResponse
+	38, // [38:51] is the sub-list for method output_type
+	25, // [25:38] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_betterkey_admin_v1_admin_proto_init() }
@@ -2088,7 +2386,8 @@ func file_betterkey_admin_v1_admin_proto_init() {
 		(*GetUserRequest_UserId)(nil),
 		(*GetUserRequest_Apple)(nil),
 	}
-	file_betterkey_admin_v1_admin_proto_msgTypes[24].OneofWrappers = []any{
+	file_betterkey_admin_v1_admin_proto_msgTypes[15].OneofWrappers = []any{}
+	file_betterkey_admin_v1_admin_proto_msgTypes[29].OneofWrappers = []any{
 		(*RewrapSecretsResponse_Progress)(nil),
 		(*RewrapSecretsResponse_Summary)(nil),
 	}
@@ -2098,7 +2397,7 @@ func file_betterkey_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_betterkey_admin_v1_admin_proto_rawDesc), len(file_betterkey_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   30,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

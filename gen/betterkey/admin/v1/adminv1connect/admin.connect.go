@@ -70,6 +70,12 @@ const (
 	// AdminServiceRetireKeyVersionsProcedure is the fully-qualified name of the AdminService's
 	// RetireKeyVersions RPC.
 	AdminServiceRetireKeyVersionsProcedure = "/betterkey.admin.v1.AdminService/RetireKeyVersions"
+	// AdminServiceRotateSessionSigningKeyProcedure is the fully-qualified name of the AdminService's
+	// RotateSessionSigningKey RPC.
+	AdminServiceRotateSessionSigningKeyProcedure = "/betterkey.admin.v1.AdminService/RotateSessionSigningKey"
+	// AdminServiceListSessionSigningKeysProcedure is the fully-qualified name of the AdminService's
+	// ListSessionSigningKeys RPC.
+	AdminServiceListSessionSigningKeysProcedure = "/betterkey.admin.v1.AdminService/ListSessionSigningKeys"
 )
 
 // AdminServiceClient is a client for the betterkey.admin.v1.AdminService service.
@@ -109,6 +115,13 @@ type AdminServiceClient interface {
 	// RetireKeyVersions makes key versions below min_version unusable. It fails with
 	// FAILED_PRECONDITION (code KEY_VERSION_IN_USE) while any stored secret still uses one of them.
 	RetireKeyVersions(context.Context, *v1.RetireKeyVersionsRequest) (*v1.RetireKeyVersionsResponse, error)
+	// RotateSessionSigningKey adds a fresh key that signs the access tokens of every replica once
+	// each has loaded it (twice the reload period plus 5 s), and ends the verification of the keys
+	// it replaces after the overlap. Each call adds a key, so it is not retried automatically.
+	RotateSessionSigningKey(context.Context, *v1.RotateSessionSigningKeyRequest) (*v1.RotateSessionSigningKeyResponse, error)
+	// ListSessionSigningKeys lists the stored session signing keys and their state, never their
+	// material.
+	ListSessionSigningKeys(context.Context, *v1.ListSessionSigningKeysRequest) (*v1.ListSessionSigningKeysResponse, error)
 }
 
 // NewAdminServiceClient constructs a client for the betterkey.admin.v1.AdminService service. By
@@ -198,6 +211,19 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyIdempotent),
 			connect.WithClientOptions(opts...),
 		),
+		rotateSessionSigningKey: connect.NewClient[v1.RotateSessionSigningKeyRequest, v1.RotateSessionSigningKeyResponse](
+			httpClient,
+			baseURL+AdminServiceRotateSessionSigningKeyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RotateSessionSigningKey")),
+			connect.WithClientOptions(opts...),
+		),
+		listSessionSigningKeys: connect.NewClient[v1.ListSessionSigningKeysRequest, v1.ListSessionSigningKeysResponse](
+			httpClient,
+			baseURL+AdminServiceListSessionSigningKeysProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListSessionSigningKeys")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -214,6 +240,8 @@ type adminServiceClient struct {
 	rotateKey               *connect.Client[v1.RotateKeyRequest, v1.RotateKeyResponse]
 	rewrapSecrets           *connect.Client[v1.RewrapSecretsRequest, v1.RewrapSecretsResponse]
 	retireKeyVersions       *connect.Client[v1.RetireKeyVersionsRequest, v1.RetireKeyVersionsResponse]
+	rotateSessionSigningKey *connect.Client[v1.RotateSessionSigningKeyRequest, v1.RotateSessionSigningKeyResponse]
+	listSessionSigningKeys  *connect.Client[v1.ListSessionSigningKeysRequest, v1.ListSessionSigningKeysResponse]
 }
 
 // GetUser calls betterkey.admin.v1.AdminService.GetUser.
@@ -311,6 +339,24 @@ func (c *adminServiceClient) RetireKeyVersions(ctx context.Context, req *v1.Reti
 	return nil, err
 }
 
+// RotateSessionSigningKey calls betterkey.admin.v1.AdminService.RotateSessionSigningKey.
+func (c *adminServiceClient) RotateSessionSigningKey(ctx context.Context, req *v1.RotateSessionSigningKeyRequest) (*v1.RotateSessionSigningKeyResponse, error) {
+	response, err := c.rotateSessionSigningKey.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ListSessionSigningKeys calls betterkey.admin.v1.AdminService.ListSessionSigningKeys.
+func (c *adminServiceClient) ListSessionSigningKeys(ctx context.Context, req *v1.ListSessionSigningKeysRequest) (*v1.ListSessionSigningKeysResponse, error) {
+	response, err := c.listSessionSigningKeys.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // AdminServiceHandler is an implementation of the betterkey.admin.v1.AdminService service.
 type AdminServiceHandler interface {
 	// GetUser returns one account, found by BetterKey user id or by its Apple identity.
@@ -348,6 +394,13 @@ type AdminServiceHandler interface {
 	// RetireKeyVersions makes key versions below min_version unusable. It fails with
 	// FAILED_PRECONDITION (code KEY_VERSION_IN_USE) while any stored secret still uses one of them.
 	RetireKeyVersions(context.Context, *v1.RetireKeyVersionsRequest) (*v1.RetireKeyVersionsResponse, error)
+	// RotateSessionSigningKey adds a fresh key that signs the access tokens of every replica once
+	// each has loaded it (twice the reload period plus 5 s), and ends the verification of the keys
+	// it replaces after the overlap. Each call adds a key, so it is not retried automatically.
+	RotateSessionSigningKey(context.Context, *v1.RotateSessionSigningKeyRequest) (*v1.RotateSessionSigningKeyResponse, error)
+	// ListSessionSigningKeys lists the stored session signing keys and their state, never their
+	// material.
+	ListSessionSigningKeys(context.Context, *v1.ListSessionSigningKeysRequest) (*v1.ListSessionSigningKeysResponse, error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -433,6 +486,19 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyIdempotent),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceRotateSessionSigningKeyHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceRotateSessionSigningKeyProcedure,
+		svc.RotateSessionSigningKey,
+		connect.WithSchema(adminServiceMethods.ByName("RotateSessionSigningKey")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListSessionSigningKeysHandler := connect.NewUnaryHandlerSimple(
+		AdminServiceListSessionSigningKeysProcedure,
+		svc.ListSessionSigningKeys,
+		connect.WithSchema(adminServiceMethods.ByName("ListSessionSigningKeys")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/betterkey.admin.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceGetUserProcedure:
@@ -457,6 +523,10 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceRewrapSecretsHandler.ServeHTTP(w, r)
 		case AdminServiceRetireKeyVersionsProcedure:
 			adminServiceRetireKeyVersionsHandler.ServeHTTP(w, r)
+		case AdminServiceRotateSessionSigningKeyProcedure:
+			adminServiceRotateSessionSigningKeyHandler.ServeHTTP(w, r)
+		case AdminServiceListSessionSigningKeysProcedure:
+			adminServiceListSessionSigningKeysHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -508,4 +578,12 @@ func (UnimplementedAdminServiceHandler) RewrapSecrets(context.Context, *v1.Rewra
 
 func (UnimplementedAdminServiceHandler) RetireKeyVersions(context.Context, *v1.RetireKeyVersionsRequest) (*v1.RetireKeyVersionsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RetireKeyVersions is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RotateSessionSigningKey(context.Context, *v1.RotateSessionSigningKeyRequest) (*v1.RotateSessionSigningKeyResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.RotateSessionSigningKey is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListSessionSigningKeys(context.Context, *v1.ListSessionSigningKeysRequest) (*v1.ListSessionSigningKeysResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("betterkey.admin.v1.AdminService.ListSessionSigningKeys is not implemented"))
 }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
+	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
+)
+
+// signingKeyRotateCommand parses "signing-key rotate [-overlap DURATION]".
+func signingKeyRotateCommand(args []string) (cliCommand, error) {
+	fs := flag.NewFlagSet("signing-key rotate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the caller prints the usage once
+	overlap := fs.Duration("overlap", 0, "how long the replaced keys keep verifying (0s to 1h; unset: one access-token lifetime)")
+	if err := fs.Parse(args); err != nil {
+		return cliCommand{}, fmt.Errorf("%w: signing-key rotate: %w", errUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return cliCommand{}, fmt.Errorf("%w: signing-key rotate takes no arguments, got %d", errUsage, fs.NArg())
+	}
+	req := &adminv1.RotateSessionSigningKeyRequest{}
+	if flagSet(fs, "overlap") {
+		if *overlap%time.Second != 0 {
+			return cliCommand{}, fmt.Errorf("%w: signing-key rotate: -overlap is whole seconds", errUsage)
+		}
+		sec := int64(*overlap / time.Second) // the server checks the range
+		req.OverlapSeconds = &sec
+	}
+	return cliCommand{run: rotateSigningKey(req)}, nil
+}
+
+func rotateSigningKey(req *adminv1.RotateSessionSigningKeyRequest) commandFunc {
+	return func(ctx context.Context, c adminv1connect.AdminServiceClient, out printer) error {
+		res, err := c.RotateSessionSigningKey(ctx, req)
+		if err != nil {
+			return err
+		}
+		if out.json {
+			return out.message(res)
+		}
+		if err := out.line("rotated: key " + res.GetKeyId() + " is published to every replica and signs from the time below"); err != nil {
+			return err
+		}
+		return out.table(signingKeyRows(res.GetKeys()))
+	}
+}
+
+func listSigningKeys(ctx context.Context, c adminv1connect.AdminServiceClient, out printer) error {
+	res, err := c.ListSessionSigningKeys(ctx, &adminv1.ListSessionSigningKeysRequest{})
+	if err != nil {
+		return err
+	}
+	if out.json {
+		return out.message(res)
+	}
+	if len(res.GetKeys()) == 0 {
+		return out.line("no stored keys: the configured BETTERKEY_SESSION_SIGNING_KEY signs")
+	}
+	return out.table(signingKeyRows(res.GetKeys()))
+}
+
+func signingKeyRows(keys []*adminv1.SessionSigningKey) [][]string {
+	rows := [][]string{{"KEY ID", "STATE", "SIGNS FROM", "VERIFIES UNTIL", "CREATED"}}
+	for _, k := range keys {
+		rows = append(rows, []string{k.GetKeyId(), k.GetState(), timeText(k.GetSignsFrom()), timeText(k.GetVerifiesUntil()), timeText(k.GetCreatedAt())})
+	}
+	return rows
+}
