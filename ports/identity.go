@@ -150,7 +150,8 @@ type AccessKeyRing interface {
 // SigningKeyStore keeps the access-token signing keys, shared by every replica. Implementations
 // are safe for concurrent use.
 type SigningKeyStore interface {
-	// SigningKeys returns every stored key, in the order they were added.
+	// SigningKeys returns every stored key in the order they sign: by SignsFrom, then
+	// CreatedAt, then ID.
 	SigningKeys(ctx context.Context) ([]domain.SigningKey, error)
 	// UpdateSigningKeys runs decide on the stored keys, under a lock that serialises updates
 	// across replicas, and persists its result as the new set: keys missing from it are deleted,

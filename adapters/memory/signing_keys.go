@@ -1,8 +1,10 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/betterkey/backend/domain"
@@ -36,6 +38,9 @@ func (s *SigningKeys) load() []domain.SigningKey {
 		k.Sealed = s.secrets.get(domain.SigningKeyBinding(k.ID))
 		out[i] = k
 	}
+	slices.SortFunc(out, func(a, b domain.SigningKey) int {
+		return cmp.Or(a.SignsFrom.Compare(b.SignsFrom), a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
 	return out
 }
 

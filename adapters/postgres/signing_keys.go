@@ -61,7 +61,7 @@ func (s *SigningKeys) SigningKeys(ctx context.Context) ([]domain.SigningKey, err
 
 func loadSigningKeys(tx *gorm.DB) ([]domain.SigningKey, error) {
 	var rows []signingKeyRow
-	if err := tx.Order("created_at, kid").Find(&rows).Error; err != nil {
+	if err := tx.Order("signs_from, created_at, kid").Find(&rows).Error; err != nil {
 		return nil, translate("list signing keys", err)
 	}
 	out := make([]domain.SigningKey, 0, len(rows))

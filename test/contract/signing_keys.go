@@ -45,8 +45,8 @@ func SigningKeyStore(t *testing.T, keys ports.SigningKeyStore, secrets ports.Sea
 			t.Fatalf("SigningKeys = %v, want none", got)
 		}
 	})
-	t.Run("UpdatePersistsTheDecidedSetInOrder", func(t *testing.T) {
-		if err := set(t, []domain.SigningKey{a, b}); err != nil {
+	t.Run("UpdatePersistsTheDecidedSetInSigningOrder", func(t *testing.T) {
+		if err := set(t, []domain.SigningKey{b, a}); err != nil {
 			t.Fatalf("UpdateSigningKeys: %v", err)
 		}
 		if diff := gocmp.Diff([]domain.SigningKey{a, b}, read(t), sealedEqual()); diff != "" {
