@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/betterkey/backend/adapters/bearer"
 	"github.com/betterkey/backend/domain"
 )
 
@@ -350,8 +351,8 @@ func (c Config) Validate() error {
 		add("BETTERKEY_TLS_CERT_FILE and BETTERKEY_TLS_KEY_FILE go together")
 	}
 	for _, t := range c.AdminTokens {
-		if t.Len() < 32 {
-			add("every BETTERKEY_ADMIN_TOKENS entry must be at least 32 characters")
+		if t.Len() < 32 || !bearer.Valid(t.Reveal()) {
+			add("every BETTERKEY_ADMIN_TOKENS entry must be at least 32 characters of A-Z a-z 0-9 - . _ ~ + / (a bearer token68)")
 			break
 		}
 	}

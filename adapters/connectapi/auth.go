@@ -6,15 +6,12 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"connectrpc.com/connect"
 
+	"github.com/betterkey/backend/adapters/bearer"
 	"github.com/betterkey/backend/domain"
 )
-
-// maxAuthorization bounds the Authorization header we are willing to hash; real ones are < 100 B.
-const maxAuthorization = 1024
 
 // authInterceptor admits a call only when it carries one of the configured admin tokens. It
 // covers unary and streaming handlers alike, so a streaming RPC added later cannot skip it.
@@ -61,22 +58,13 @@ func (a *authInterceptor) authenticate(h http.Header) (int, error) {
 	return index, nil
 }
 
-// bearerToken extracts the single bearer credential of the request.
+// bearerToken extracts the single bearer credential of the request, by the rule REST uses too.
 func bearerToken(h http.Header) (string, error) {
-	values := h.Values("Authorization")
-	switch {
-	case len(values) == 0:
-		return "", fmt.Errorf("authenticate admin: no authorization header: %w", domain.ErrInvalidAdminToken)
-	case len(values) > 1:
-		return "", fmt.Errorf("authenticate admin: %d authorization headers: %w", len(values), domain.ErrInvalidAdminToken)
-	case len(values[0]) > maxAuthorization:
-		return "", fmt.Errorf("authenticate admin: authorization header of %d bytes: %w", len(values[0]), domain.ErrInvalidAdminToken)
+	token, err := bearer.Token(h)
+	if err != nil {
+		return "", fmt.Errorf("authenticate admin: %w: %w", err, domain.ErrInvalidAdminToken)
 	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return "", fmt.Errorf("authenticate admin: not a bearer credential: %w", domain.ErrInvalidAdminToken)
-	}
-	return strings.TrimSpace(token), nil
+	return token, nil
 }
 
 // WrapUnary implements connect.Interceptor.

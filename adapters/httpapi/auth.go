@@ -1,14 +1,14 @@
 package httpapi
 
 import (
-	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/betterkey/backend/adapters/bearer"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/domain"
 )
@@ -57,8 +57,7 @@ type signInRequest struct {
 
 func (a *api) signIn(c *gin.Context) {
 	var req signInRequest
-	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
-		a.fail(c, decodeError(err))
+	if !a.bindJSON(c, &req, bodyRequired) {
 		return
 	}
 	t, err := a.Identity.SignIn(c.Request.Context(), identity.SignInInput{
@@ -85,8 +84,7 @@ type refreshRequest struct {
 
 func (a *api) refresh(c *gin.Context) {
 	var req refreshRequest
-	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
-		a.fail(c, decodeError(err))
+	if !a.bindJSON(c, &req, bodyRequired) {
 		return
 	}
 	t, err := a.Identity.Refresh(c.Request.Context(), domain.NewSecret(req.RefreshToken))
@@ -107,10 +105,9 @@ func (a *api) signOut(c *gin.Context) {
 
 // requireSession authenticates the bearer access token and the live session behind it.
 func (a *api) requireSession(c *gin.Context) {
-	h := c.GetHeader("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || token == "" {
-		a.fail(c, domain.ErrUnauthorized)
+	token, err := bearer.Token(c.Request.Header)
+	if err != nil {
+		a.fail(c, fmt.Errorf("authenticate: %w: %w", err, domain.ErrUnauthorized))
 		return
 	}
 	p, err := a.Identity.Authenticate(c.Request.Context(), token)

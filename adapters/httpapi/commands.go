@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -73,8 +72,7 @@ func utc(t *time.Time) *time.Time {
 // within submitWait; a replayed Idempotency-Key answers with the original command the same way.
 func (a *api) submitCommand(c *gin.Context) {
 	var req commandRequest
-	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
-		a.failCommand(c, decodeError(err))
+	if !a.bindJSON(c, &req, bodyRequired) {
 		return
 	}
 	p := principal(c)

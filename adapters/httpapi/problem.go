@@ -47,6 +47,10 @@ var internalProblem = domain.Error{Kind: domain.KindInternal, Code: "INTERNAL", 
 
 // problemFor builds the client-safe problem for err.
 func problemFor(err error, requestID string) Problem {
+	if se, ok := errors.AsType[*statusError](err); ok {
+		return Problem{Type: "https://betterkey.app/problems/" + se.code, Title: http.StatusText(se.status),
+			Status: se.status, Detail: se.msg, Code: se.code, RequestID: requestID}
+	}
 	e := domain.AsError(err)
 	switch {
 	case e == nil && errors.Is(err, context.DeadlineExceeded):

@@ -69,40 +69,58 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false // a path names a resource or nothing; no redirects
+	r.RedirectFixedPath = false
 	r.ContextWithFallback = true
 	if err := a.mountWebhooks(r); err != nil { // before Use: the webhook routes carry their own chain
 		return nil, err
 	}
 	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.withDeadline, a.secureTransport, a.limitBody)
 	r.NoRoute(func(c *gin.Context) { a.fail(c, errRouteNotFound) })
-	r.NoMethod(func(c *gin.Context) { a.fail(c, errMethodNotAllowed) })
+	r.NoMethod(a.noMethod)
 
-	r.GET("/healthz", a.healthz)
-	r.GET("/readyz", a.readyz)
+	r.Match(getHead, "/healthz", a.healthz)
+	r.Match(getHead, "/readyz", a.readyz)
 
 	v1 := r.Group("/v1")
 	v1.POST("/auth/nonce", a.issueNonce)
 	v1.POST("/auth/apple", a.signIn)
 	v1.POST("/auth/refresh", a.refresh)
-	v1.GET("/smartcar/callback", a.smartcarCallback)
+	v1.GET("/smartcar/callback", a.smartcarCallback) // no HEAD: it consumes the OAuth state
 
 	authed := v1.Group("", a.requireSession)
 	authed.POST("/auth/signout", a.signOut)
-	authed.GET("/me", a.me)
+	authed.Match(getHead, "/me", a.me)
 	authed.DELETE("/me", a.deleteAccount)
-	authed.GET("/me/export", a.exportAccount)
-	authed.GET("/me/sessions", a.listSessions)
+	authed.Match(getHead, "/me/export", a.exportAccount)
+	authed.Match(getHead, "/me/sessions", a.listSessions)
 	authed.DELETE("/me/sessions/:id", a.revokeSession)
 	authed.POST("/vehicles/connect", a.startConnect)
 	authed.POST("/vehicles/connect/complete", a.completeConnect)
-	authed.GET("/vehicles", a.listVehicles)
-	authed.GET("/vehicles/:id", a.getVehicle)
-	authed.GET("/vehicles/:id/status", a.vehicleStatus)
+	authed.Match(getHead, "/vehicles", a.listVehicles)
+	authed.Match(getHead, "/vehicles/:id", a.getVehicle)
+	authed.Match(getHead, "/vehicles/:id/status", a.vehicleStatus)
 	authed.POST("/vehicles/:id/commands", a.submitCommand)
-	authed.GET("/vehicles/:id/commands", a.listCommands)
-	authed.GET("/commands/:id", a.getCommand)
+	authed.Match(getHead, "/vehicles/:id/commands", a.listCommands)
+	authed.Match(getHead, "/commands/:id", a.getCommand)
 	authed.DELETE("/vehicles/:id", a.deleteVehicle)
 	return r, nil
+}
+
+// getHead are the methods of every read: HEAD is GET without the body (net/http drops the
+// body's bytes for HEAD).
+var getHead = []string{http.MethodGet, http.MethodHead}
+
+// noMethod answers a method the route lacks: 405 with Allow (gin fills it in from the routes),
+// and OPTIONS, which every route takes, as 204 with the same Allow.
+func (a *api) noMethod(c *gin.Context) {
+	allow := c.Writer.Header().Get("Allow") + ", OPTIONS"
+	c.Header("Allow", allow)
+	if c.Request.Method == http.MethodOptions {
+		c.AbortWithStatus(http.StatusNoContent)
+		return
+	}
+	a.fail(c, errMethodNotAllowed)
 }
 
 func (a *api) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }

@@ -1,9 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -23,8 +20,7 @@ type connectRequest struct {
 
 func (a *api) startConnect(c *gin.Context) {
 	var req connectRequest
-	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		a.fail(c, decodeError(err))
+	if !a.bindJSON(c, &req, bodyOptional) {
 		return
 	}
 	if len(req.Make) > 64 {
@@ -83,8 +79,7 @@ type completeConnectRequest struct {
 // user, and answers with the vehicles it linked, shaped as in the vehicle list.
 func (a *api) completeConnect(c *gin.Context) {
 	var req completeConnectRequest
-	if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
-		a.fail(c, decodeError(err))
+	if !a.bindJSON(c, &req, bodyRequired) {
 		return
 	}
 	res, err := a.Vehicles.CompleteConnect(c.Request.Context(), principal(c).UserID, domain.NewSecret(req.Link))

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -121,8 +120,7 @@ type appleNotificationRequest struct {
 func (a *api) appleNotification(m *webhookMetrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var req appleNotificationRequest
-		if err := json.NewDecoder(c.Request.Body).Decode(&req); err != nil {
-			err = decodeError(err)
+		if err := readJSON(c, &req, bodyFromVendor); err != nil {
 			m.refused(domain.SourceApple, err)
 			a.fail(c, err)
 			return

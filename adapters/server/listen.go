@@ -81,12 +81,12 @@ func listeners(cfg config.Config, reg *prometheus.Registry, rest http.Handler, a
 	if cfg.AdminAddr == cfg.HTTPAddr {
 		public.Handle(admin.Path, adminAPI)
 		public.Handle("GET /metrics", connectapi.RequireToken(cfg.AdminTokens, metrics))
-		return []listener{{"http", cfg.HTTPAddr, public, &out.HTTPAddr}}
+		return []listener{{"http", cfg.HTTPAddr, httpapi.CanonicalPaths(public), &out.HTTPAddr}}
 	}
 	adminMux := http.NewServeMux()
 	adminMux.Handle(admin.Path, adminAPI)
 	adminMux.Handle("GET /metrics", metrics)
-	return []listener{{"http", cfg.HTTPAddr, public, &out.HTTPAddr}, {"admin", cfg.AdminAddr, adminMux, &out.AdminAddr}}
+	return []listener{{"http", cfg.HTTPAddr, httpapi.CanonicalPaths(public), &out.HTTPAddr}, {"admin", cfg.AdminAddr, adminMux, &out.AdminAddr}}
 }
 
 // newServers binds the listeners at start and drains them at stop.
