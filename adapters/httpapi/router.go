@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	openapi "github.com/betterkey/backend/api"
 	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/identity"
@@ -82,7 +83,12 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	r.Match(getHead, "/healthz", a.healthz)
 	r.Match(getHead, "/readyz", a.readyz)
 
+	doc, err := openapi.JSON()
+	if err != nil {
+		return nil, err
+	}
 	v1 := r.Group("/v1")
+	v1.Match(getHead, "/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", doc) })
 	v1.POST("/auth/nonce", a.issueNonce)
 	v1.POST("/auth/apple", a.signIn)
 	v1.POST("/auth/refresh", a.refresh)

@@ -265,6 +265,7 @@ func (e *env) exchange(req *http.Request, bearer string) response {
 	e.mu.Lock()
 	e.bodies = append(e.bodies, string(raw))
 	e.mu.Unlock()
+	checkContract(e.t, req, res, raw)
 	r := response{status: res.StatusCode, header: res.Header, raw: string(raw), closed: res.Close}
 	_ = json.Unmarshal(raw, &r.body)
 	return r

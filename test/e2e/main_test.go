@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -17,7 +18,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(replicaEnv) == "1" {
 		os.Exit(runAsServer())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if n := contractValidated.Load(); n > 0 {
+		fmt.Printf("openapi: %d responses validated against api/openapi.yaml\n", n)
+	}
+	os.Exit(code)
 }
 
 func runAsServer() int {
