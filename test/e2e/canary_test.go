@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
+	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
 )
@@ -73,6 +76,68 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 		for _, s := range secrets {
 			if strings.Contains(body, s) {
 				t.Errorf("an error response contains a secret of %d bytes", len(s))
+			}
+		}
+	}
+}
+
+// TestNoSecretInLogsVehicleFlows is the same scan over the vehicle flows: the Smartcar Connect
+// code and the OAuth state of the callback URL, the pending link the app confirms, the tokens
+// Smartcar issued, and the signatures of webhook deliveries, good and forged, never reach a log
+// line; and no error response carries one.
+func TestNoSecretInLogsVehicleFlows(t *testing.T) {
+	e := startServer(t)
+	scUser := e.sc.CreateUser(smartcarsim.VehicleSpec{Make: "TESLA", Model: "Canary", Year: 2025})
+	if err := e.sc.SetConsentUser(scUser.ID); err != nil {
+		t.Fatal(err)
+	}
+	s := e.signIn(applesim.NewSubject(), "canary-install", "phone")
+	q, callback := e.consent(s.access, "")
+	cb, err := url.Parse(callback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, state, link := cb.Query().Get("code"), cb.Query().Get("state"), q.Get("link")
+	r := e.do("POST", "/v1/vehicles/connect/complete", map[string]any{"link": link}, s.access)
+	e.expect(r, http.StatusOK, "")
+	// The link again (used), and a link and a state that never were.
+	e.expect(e.do("POST", "/v1/vehicles/connect/complete", map[string]any{"link": link}, s.access), http.StatusNotFound, "CONNECT_LINK_INVALID")
+	e.expect(e.do("POST", "/v1/vehicles/connect/complete", map[string]any{"link": "CANARY-LINK"}, s.access), http.StatusNotFound, "CONNECT_LINK_INVALID")
+	e.hop(e.servers.HTTPURL() + "/v1/smartcar/callback?code=CANARY-CONNECT-CODE&state=CANARY-STATE")
+	vehicles := e.vehicles(s.access)
+	id := vehicles[0]["id"].(string)
+	e.expect(e.lock(s.access, id, "lock"), http.StatusOK, "")
+
+	body := []byte(`{"eventId":"canary-1","eventType":"VEHICLE_STATE","data":{"vehicle":{"id":"` + scUser.VehicleIDs[0] + `"}}}`)
+	good := smartcarsim.Sign(e.sc.ManagementToken(), body)
+	forged := smartcarsim.Sign("CANARY-GUESSED-TOKEN", body)
+	for _, sig := range []string{good, forged} {
+		req, _ := http.NewRequest(http.MethodPost, e.webhookURL(), bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("SC-Signature", sig)
+		e.exchange(req, "")
+	}
+
+	secrets := append([]string{code, state, link, "CANARY-LINK", "CANARY-CONNECT-CODE", "CANARY-STATE", good, forged,
+		e.sc.ManagementToken(), s.access, s.refresh}, e.sc.IssuedTokens()...)
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"route":"/v1/smartcar/callback"`) || !strings.Contains(logs, `"route":"/v1/webhooks/smartcar"`) {
+		t.Fatal("the scan saw no callback or webhook logs; it would pass vacuously")
+	}
+	for _, sec := range secrets {
+		if sec == "" {
+			t.Fatal("a canary secret is empty; the flow did not run as intended")
+		}
+		if strings.Contains(logs, sec) {
+			t.Errorf("a secret of %d bytes appears in the logs", len(sec))
+		}
+	}
+	for _, b := range e.bodies {
+		if strings.Contains(b, `"code"`) {
+			for _, sec := range secrets {
+				if strings.Contains(b, sec) {
+					t.Errorf("an error response contains a secret of %d bytes", len(sec))
+				}
 			}
 		}
 	}
