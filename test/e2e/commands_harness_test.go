@@ -90,6 +90,7 @@ func (e *env) send(req *http.Request) response {
 	e.bodies = append(e.bodies, string(raw))
 	e.mu.Unlock()
 	checkContract(e.t, req, res, raw)
+	e.leaks.observe(req, res, raw)
 	r := response{status: res.StatusCode, header: res.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &r.body)
 	return r

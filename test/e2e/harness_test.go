@@ -77,6 +77,7 @@ type infra struct {
 // env is one running server with its simulators and the material the scans need.
 type env struct {
 	t       testing.TB
+	leaks   leakScan
 	infra   *infra
 	apple   *applesim.Simulator
 	sc      *smartcarsim.Simulator
@@ -158,6 +159,7 @@ func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers, &e.link))
+	t.Cleanup(func() { e.leaks.check(t, e.logs.String()) }) // after the stop below: the whole log
 	app.RequireStart()
 	t.Cleanup(app.RequireStop)
 	return e
@@ -266,6 +268,7 @@ func (e *env) exchange(req *http.Request, bearer string) response {
 	e.bodies = append(e.bodies, string(raw))
 	e.mu.Unlock()
 	checkContract(e.t, req, res, raw)
+	e.leaks.observe(req, res, raw)
 	r := response{status: res.StatusCode, header: res.Header, raw: string(raw), closed: res.Close}
 	_ = json.Unmarshal(raw, &r.body)
 	return r

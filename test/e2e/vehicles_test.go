@@ -27,6 +27,7 @@ func (e *env) hop(u string) *url.URL {
 		e.t.Fatal(err)
 	}
 	res.Body.Close()
+	e.leaks.observe(res.Request, res, nil)
 	if res.StatusCode != http.StatusFound && res.StatusCode != http.StatusSeeOther {
 		e.t.Fatalf("GET %s: status %d, want a redirect", u, res.StatusCode)
 	}
