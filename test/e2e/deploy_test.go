@@ -177,6 +177,7 @@ func (c *counts) snapshot() map[string]int {
 // loadClient sends the load's requests; unlike the harness it never fails the test from its
 // goroutines, it counts.
 type loadClient struct {
+	t        testing.TB // every answer is held to api/openapi.yaml, as the suite's others are
 	base     string
 	http     *http.Client
 	outcomes counts
@@ -203,6 +204,7 @@ func (l *loadClient) call(name, method, path string, body any, bearer string) (i
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
+	checkContract(l.t, req, res, raw)
 	var out map[string]any
 	_ = json.Unmarshal(raw, &out)
 	l.outcomes.add(fmt.Sprintf("%s %d", name, res.StatusCode))
@@ -250,7 +252,7 @@ func TestRollingDeployDropsNothing(t *testing.T) {
 		signingKey: in.signingKey, servers: &server.Servers{HTTPAddr: lb.addr()}}
 	owner, garage := app.garage(cars)
 
-	l := &loadClient{base: "http://" + lb.addr(), http: &http.Client{Timeout: 60 * time.Second,
+	l := &loadClient{t: t, base: "http://" + lb.addr(), http: &http.Client{Timeout: 60 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var (
