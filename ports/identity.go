@@ -141,9 +141,9 @@ type AccessKeyRing interface {
 	// ConfiguredKey is the key the configuration names. It signs while no key is stored, and a
 	// first rotation stores it so that its tokens verify through the overlap.
 	ConfiguredKey() AccessKey
-	// UseKeys makes keys the whole set the signer signs and verifies with, each in its window;
-	// an empty set falls back to the configured keys. It fails, keeping the previous set, when
-	// a key's material is not a valid key.
+	// UseKeys makes keys the whole set the signer signs and verifies with, each in its window.
+	// While none was ever installed an empty set leaves the configured keys; after that it is
+	// refused. It fails, keeping the previous set, when a key's material is not a valid key.
 	UseKeys(keys []AccessKey) error
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -109,7 +110,7 @@ func checkTokens(body []byte) error {
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return domain.Invalid("body", "must be a JSON object")
 	}
-	if err := checkObject(dec, ""); err != nil {
+	if err := checkObject(dec, "", 1); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -118,8 +119,14 @@ func checkTokens(body []byte) error {
 	return nil
 }
 
+// maxDepth bounds nesting: no request nests beyond two levels, and the walk recurses per level.
+const maxDepth = 32
+
 // checkObject checks the members of an object whose '{' was read, and its '}'.
-func checkObject(dec *json.Decoder, path string) error {
+func checkObject(dec *json.Decoder, path string, depth int) error {
+	if depth > maxDepth {
+		return domain.Invalid(orBody(path), "is nested too deeply")
+	}
 	names := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -131,11 +138,14 @@ func checkObject(dec *json.Decoder, path string) error {
 		if bad := badString(name); bad != "" {
 			return domain.Invalid(orBody(path), "has a name that contains "+bad)
 		}
-		if names[name] {
+		// encoding/json matches names to fields case-insensitively (Unicode folding included), so
+		// "action" and "ACTION" are one field and count as a repeat.
+		if key := foldName(name); names[key] {
 			return domain.Invalid(field, "appears more than once")
+		} else {
+			names[key] = true
 		}
-		names[name] = true
-		if err := checkValue(dec, field); err != nil {
+		if err := checkValue(dec, field, depth); err != nil {
 			return err
 		}
 	}
@@ -145,8 +155,8 @@ func checkObject(dec *json.Decoder, path string) error {
 	return nil
 }
 
-// checkValue checks the next value, named field.
-func checkValue(dec *json.Decoder, field string) error {
+// checkValue checks the next value, named field, inside depth levels of nesting.
+func checkValue(dec *json.Decoder, field string, depth int) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return domain.Invalid(field, "is not valid JSON")
@@ -154,10 +164,13 @@ func checkValue(dec *json.Decoder, field string) error {
 	switch t := tok.(type) {
 	case json.Delim:
 		if t == '{' {
-			return checkObject(dec, field)
+			return checkObject(dec, field, depth+1)
+		}
+		if depth+1 > maxDepth {
+			return domain.Invalid(field, "is nested too deeply")
 		}
 		for dec.More() { // '[': an object's ']' or '}' never comes here, Token refuses it
-			if err := checkValue(dec, field+"[]"); err != nil {
+			if err := checkValue(dec, field+"[]", depth+1); err != nil {
 				return err
 			}
 		}
@@ -170,6 +183,18 @@ func checkValue(dec *json.Decoder, field string) error {
 		}
 	}
 	return nil
+}
+
+// foldName maps every rune to the smallest rune of its Unicode case-folding orbit, so that two
+// names encoding/json would match to one field ("s", "S", "ſ") fold alike.
+func foldName(name string) string {
+	return strings.Map(func(r rune) rune {
+		low := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			low = min(low, f)
+		}
+		return low
+	}, name)
 }
 
 func orBody(path string) string {

@@ -26,6 +26,11 @@ func TestDecodeStrictRefusesAmbiguousBodies(t *testing.T) {
 		body, field string
 	}{
 		{`{"action":"lock","action":"unlock"}`, "action"},
+		{`{"action":"lock","ACTION":"unlock"}`, "ACTION"},
+		{`{"nested":{"name":"a","NaMe":"b"}}`, "nested.NaMe"},
+		{"{\"nested\":{},\"ne\u017fted\":{}}", "ne\u017fted"}, // long s folds to s: the same field
+		{strings.Repeat(`{"free":`, 40) + `1` + strings.Repeat(`}`, 40), strings.Repeat("free.", 31) + "free"},
+		{`{"nested":{"tags":` + strings.Repeat(`[`, 100) + strings.Repeat(`]`, 100) + `}}`, "nested.tags[][][][][][][][][][][][][][][][][][][][][][][][][][][][][][]"},
 		{`{"nested":{"name":"a","name":"b"}}`, "nested.name"},
 		{`{"free":{"k":1,"k":2}}`, "free.k"},
 		{`{"nested":{"tags":[{"x":1,"x":2}]}}`, "nested.tags[].x"},

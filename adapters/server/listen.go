@@ -86,7 +86,7 @@ func listeners(cfg config.Config, reg *prometheus.Registry, rest http.Handler, a
 	adminMux := http.NewServeMux()
 	adminMux.Handle(admin.Path, adminAPI)
 	adminMux.Handle("GET /metrics", metrics)
-	return []listener{{"http", cfg.HTTPAddr, httpapi.CanonicalPaths(public), &out.HTTPAddr}, {"admin", cfg.AdminAddr, adminMux, &out.AdminAddr}}
+	return []listener{{"http", cfg.HTTPAddr, httpapi.CanonicalPaths(public), &out.HTTPAddr}, {"admin", cfg.AdminAddr, httpapi.CanonicalPaths(adminMux), &out.AdminAddr}}
 }
 
 // newServers binds the listeners at start and drains them at stop.

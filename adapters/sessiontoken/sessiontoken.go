@@ -119,7 +119,11 @@ func (s *Signer) ConfiguredKey() ports.AccessKey { return s.confKey }
 // UseKeys implements ports.AccessKeyRing.
 func (s *Signer) UseKeys(keys []ports.AccessKey) error {
 	if len(keys) == 0 {
-		s.stored.Store(nil)
+		// Once keys are stored the configured one is out for good: an emptied table (a restore,
+		// a stray DELETE) must not bring back a key that may have leaked.
+		if s.stored.Load() != nil {
+			return errors.New("stored session signing keys: an empty set after stored keys were in use")
+		}
 		return nil
 	}
 	ks := &keyset{byID: make(map[string]int, len(keys))}

@@ -75,8 +75,7 @@ func (s *Service) Propagation() time.Duration { return 2*s.d.Reload + clockLeewa
 // at once.
 func (s *Service) Rotate(ctx context.Context, overlap time.Duration) (string, []Key, error) {
 	now := s.d.Now()
-	plan, err := domain.PlanSigningKeyRotation(now, s.Propagation(), overlap)
-	if err != nil {
+	if _, err := domain.PlanSigningKeyRotation(now, s.Propagation(), overlap); err != nil {
 		return "", nil, fmt.Errorf("rotate session signing key: %w", err)
 	}
 	cur, err := s.d.Store.SigningKeys(ctx)
@@ -98,22 +97,31 @@ func (s *Service) Rotate(ctx context.Context, overlap time.Duration) (string, []
 	}
 	var after []domain.SigningKey
 	err = s.d.Store.UpdateSigningKeys(ctx, func(keys []domain.SigningKey) ([]domain.SigningKey, error) {
+		// Planned under the store's lock, not before the seals and the wait for it: the
+		// propagation delay counts from when the key is stored.
+		at := s.d.Now()
+		plan, err := domain.PlanSigningKeyRotation(at, s.Propagation(), overlap)
+		if err != nil {
+			return nil, err
+		}
 		if len(keys) == 0 {
 			if seed.ID == "" { // a concurrent rotation cannot empty the set; this is a bug
 				return nil, fmt.Errorf("the stored keys vanished during the rotation")
 			}
 			keys = []domain.SigningKey{seed}
 		}
-		after = plan.Rotate(keys, next, now)
+		after = plan.Rotate(keys, next, at)
 		return after, nil
 	})
 	if err != nil {
 		return "", nil, fmt.Errorf("rotate session signing key: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.install(ctx, after); err != nil {
 		return "", nil, fmt.Errorf("rotate session signing key: stored, but not installed here (the next reload retries): %w", err)
 	}
-	return next.ID, view(after, now), nil
+	return next.ID, view(after, s.d.Now()), nil
 }
 
 // Keys lists the stored keys, oldest first, with their state now.
@@ -125,9 +133,13 @@ func (s *Service) Keys(ctx context.Context) ([]Key, error) {
 	return view(keys, s.d.Now()), nil
 }
 
-// Reload installs the stored keys on this replica's signer. On failure the signer keeps the keys
-// it had: their windows are times, so they go on deciding correctly.
+// Reload installs the stored keys on this replica's signer. The read and the install happen
+// under one lock, so a read from before a rotation never lands after that rotation's install. On
+// failure the signer keeps the keys it had; a key replaced meanwhile then keeps verifying here
+// until a reload succeeds (its window is not yet capped in this replica's copy).
 func (s *Service) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	keys, err := s.d.Store.SigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("reload session signing keys: %w", err)
@@ -138,9 +150,8 @@ func (s *Service) Reload(ctx context.Context) error {
 	return nil
 }
 
+// install puts keys on the signer; s.mu is held.
 func (s *Service) install(ctx context.Context, keys []domain.SigningKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.d.Now()
 	ring := make([]ports.AccessKey, 0, len(keys))
 	seen := make(map[string]opened, len(keys))

@@ -207,3 +207,23 @@ func TestAFailedReloadKeepsTheKeys(t *testing.T) {
 		t.Fatal("after a failed reload the replica's tokens no longer verify elsewhere")
 	}
 }
+
+// An emptied table (a restore, a stray DELETE) does not bring the configured key back.
+func TestAnEmptiedTableKeepsTheConfiguredKeyOut(t *testing.T) {
+	w := newWorld()
+	a := w.replica(t)
+	leaked := a.issue(t, w.clock)
+	if _, _, err := a.svc.Rotate(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.store.UpdateSigningKeys(t.Context(), func([]domain.SigningKey) ([]domain.SigningKey, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.svc.Reload(t.Context()); err == nil {
+		t.Fatal("a reload of an empty table succeeded")
+	}
+	at := w.clock.Add(a.svc.Propagation())
+	if a.verifies(leaked, at) {
+		t.Fatal("the configured key verifies again after the table was emptied")
+	}
+}
