@@ -132,6 +132,10 @@ func TestHTTPSemantics(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Errorf("HEAD /healthz: %d", w.Code)
 	}
+	// The callback consumes its OAuth state, so a prefetching HEAD must not reach it.
+	if w := do("HEAD", "/v1/smartcar/callback?code=c&state=s", "", ""); w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("HEAD on the Smartcar callback: %d, want 405", w.Code)
+	}
 	for _, ct := range []string{"", "text/plain", "application/xml", "application/x-www-form-urlencoded"} {
 		if w := do("POST", "/v1/auth/refresh", ct, `{"refresh_token":"x"}`); w.Code != http.StatusUnsupportedMediaType || code(w) != "UNSUPPORTED_MEDIA_TYPE" {
 			t.Errorf("Content-Type %q: %d %s", ct, w.Code, code(w))

@@ -50,28 +50,22 @@ func (r sealedRow) toDomain() (ports.StoredSecret, error) {
 	return ports.StoredSecret{Binding: b, Sealed: v}, nil
 }
 
-// KeyVersionCounts implements ports.SealedSecretStore with one GROUP BY over the key_version
-// index.
+// KeyVersionCounts implements ports.SealedSecretStore with one GROUP BY per table of secrets at
+// rest (sealed_secrets and the signing keys).
 func (s *SealedSecrets) KeyVersionCounts(ctx context.Context) (map[int]int, error) {
-	var rows []struct {
-		KeyVersion int `gorm:"column:key_version"`
-		N          int `gorm:"column:n"`
-	}
-	err := s.db.r.WithContext(ctx).Model(&sealedRow{}).Select("key_version, count(*) AS n").Group("key_version").Scan(&rows).Error
-	if err != nil {
-		return nil, translate("count sealed secrets by key version", err)
-	}
-	out := make(map[int]int, len(rows))
-	for _, r := range rows {
-		out[r.KeyVersion] = r.N
-	}
-	rows = rows[:0]
-	err = s.db.r.WithContext(ctx).Model(&signingKeyRow{}).Select("key_version, count(*) AS n").Group("key_version").Scan(&rows).Error
-	if err != nil {
-		return nil, translate("count signing keys by key version", err)
-	}
-	for _, r := range rows {
-		out[r.KeyVersion] += r.N
+	out := map[int]int{}
+	for _, table := range []any{&sealedRow{}, &signingKeyRow{}} { // every secret at rest
+		var rows []struct {
+			KeyVersion int `gorm:"column:key_version"`
+			N          int `gorm:"column:n"`
+		}
+		err := s.db.r.WithContext(ctx).Model(table).Select("key_version, count(*) AS n").Group("key_version").Scan(&rows).Error
+		if err != nil {
+			return nil, translate("count sealed secrets by key version", err)
+		}
+		for _, r := range rows {
+			out[r.KeyVersion] += r.N
+		}
 	}
 	return out, nil
 }
@@ -117,7 +111,11 @@ func (s *SealedSecrets) BelowVersion(ctx context.Context, version int, after dom
 }
 
 // signingKeysBelow returns the signing keys sealed below version whose binding sorts after after.
+// A job paging past their purpose asks nothing more of the database.
 func (s *SealedSecrets) signingKeysBelow(ctx context.Context, version int, after domain.SecretBinding) ([]ports.StoredSecret, error) {
+	if after.Purpose > domain.PurposeSessionSigningKey {
+		return nil, nil
+	}
 	var rows []signingKeyRow
 	if err := s.db.r.WithContext(ctx).Where("key_version < ?", version).Find(&rows).Error; err != nil {
 		return nil, translate("list signing keys", err)

@@ -354,6 +354,10 @@ func badInputCases() []badCase {
 	} {
 		add(badCase{name: "webhook/" + w.what, method: "POST", path: "/v1/apple/notifications", body: w.body, status: w.status, code: w.code})
 	}
+	// Apple's media type is not held against it (a 415 would only make Apple retry): the
+	// signature still decides.
+	add(badCase{name: "webhook/apple: text/plain, not a JWS", method: "POST", path: "/v1/apple/notifications", ctype: "text/plain",
+		body: `{"payload":"not-a-jws"}`, status: 401, code: "INVALID_NOTIFICATION"})
 
 	// The admin API over Connect's JSON protocol.
 	const svc = "/betterkey.admin.v1.AdminService/"
