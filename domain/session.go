@@ -63,6 +63,34 @@ const (
 	RevokeEmergency = "revoked_in_emergency"
 )
 
+// MaxLiveSessions bounds the sessions one account keeps usable at once. It is far above what a
+// person's phones and watches need, and it keeps what a sign-in reads bounded: without it, a
+// client that signs in with a new install id each time would pile up live sessions for 90 days.
+const MaxLiveSessions = 50
+
+// RevokeSessionLimit: a sign-in beyond MaxLiveSessions ended the account's oldest session.
+const RevokeSessionLimit = "session_limit"
+
+// SessionsEndedBySignIn decides which of the account's live sessions (newest first, as
+// SessionStore.ListLive returns at most MaxLiveSessions of them) a new sign-in of install on
+// device ends, and why: a session is per install and device, so the earlier one of the same pair
+// is replaced; and when the account is at the limit, the oldest live sessions make room.
+func SessionsEndedBySignIn(live []Session, install string, device Device) map[SessionID]string {
+	ended := map[SessionID]string{}
+	kept := 0
+	for _, x := range live {
+		if x.InstallID == install && x.Device == device {
+			ended[x.ID] = RevokeNewSignIn
+			continue
+		}
+		kept++
+		if kept >= MaxLiveSessions { // the new session is the one more
+			ended[x.ID] = RevokeSessionLimit
+		}
+	}
+	return ended
+}
+
 // NewSession starts a session whose current refresh token hashes to refresh.
 func NewSession(user UserID, installID string, device Device, deviceName string, refresh TokenHash, now time.Time, l SessionLifetimes) Session {
 	return Session{

@@ -34,8 +34,13 @@ type SessionStore interface {
 	Create(ctx context.Context, s domain.Session) error
 	// Get returns domain.ErrNotFound when the session does not exist.
 	Get(ctx context.Context, id domain.SessionID) (domain.Session, error)
-	// ListByUser returns the user's sessions, newest first, revoked ones included.
+	// ListByUser returns the user's sessions, newest first, revoked ones included. Only the data
+	// export and operators read it; retention bounds it.
 	ListByUser(ctx context.Context, user domain.UserID) ([]domain.Session, error)
+	// ListLive returns up to limit of the user's sessions that are neither revoked nor idle
+	// expired at now (domain.Session.Usable), newest first (ties by id, descending). It reads
+	// only live rows, so its cost does not grow with the user's history.
+	ListLive(ctx context.Context, user domain.UserID, now time.Time, limit int) ([]domain.Session, error)
 	// FindByRefresh returns the id of the session whose current or any earlier refresh token has
 	// the hash; domain.ErrNotFound when none has.
 	FindByRefresh(ctx context.Context, h domain.TokenHash) (domain.SessionID, error)

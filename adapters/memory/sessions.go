@@ -67,6 +67,16 @@ func (s *Sessions) ListByUser(_ context.Context, user domain.UserID) ([]domain.S
 	return out, nil
 }
 
+// ListLive implements ports.SessionStore.
+func (s *Sessions) ListLive(ctx context.Context, user domain.UserID, now time.Time, limit int) ([]domain.Session, error) {
+	all, err := s.ListByUser(ctx, user)
+	if err != nil || limit <= 0 {
+		return nil, err
+	}
+	live := slices.DeleteFunc(all, func(x domain.Session) bool { return x.Usable(now) != nil })
+	return live[:min(limit, len(live))], nil
+}
+
 // FindByRefresh implements ports.SessionStore.
 func (s *Sessions) FindByRefresh(_ context.Context, h domain.TokenHash) (domain.SessionID, error) {
 	s.mu.Lock()

@@ -135,15 +135,37 @@ func (s *Sessions) ListByUser(ctx context.Context, user domain.UserID) ([]domain
 	if err != nil {
 		return nil, translate("list sessions", err)
 	}
+	return sessionsFromRows(rows, "list sessions")
+}
+
+func sessionsFromRows(rows []sessionRow, op string) ([]domain.Session, error) {
 	out := make([]domain.Session, 0, len(rows))
 	for _, r := range rows {
 		x, err := r.toDomain()
 		if err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
+			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		out = append(out, x)
 	}
 	return out, nil
+}
+
+// ListLive implements ports.SessionStore over the partial index of unrevoked sessions; the
+// expiry is a filter on those few rows. Idle expiry never passes the absolute one
+// (domain.Session.Rotate), but both are checked, as Usable does.
+func (s *Sessions) ListLive(ctx context.Context, user domain.UserID, now time.Time, limit int) ([]domain.Session, error) {
+	if !domain.ValidID(string(user)) || limit <= 0 {
+		return nil, nil
+	}
+	now = dbTime(now)
+	var rows []sessionRow
+	err := s.db.r.WithContext(ctx).
+		Where("user_id = ? AND revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?", string(user), now, now).
+		Order("created_at DESC, id DESC").Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, translate("list live sessions", err)
+	}
+	return sessionsFromRows(rows, "list live sessions")
 }
 
 // findByRefresh looks at the current hashes and the rotated ones in one round trip; a hash

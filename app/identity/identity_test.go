@@ -293,3 +293,26 @@ func TestLiveSessionsHidesRevokedAndIdleExpired(t *testing.T) {
 		t.Fatalf("live sessions after 31 idle days = %v, want only %s", got, a.SessionID)
 	}
 }
+
+// TestSignInBeyondTheLimitEndsTheOldestSession: an account never holds more than
+// domain.MaxLiveSessions usable sessions, however many installs sign in, and the session that
+// made room is refused from then on.
+func TestSignInBeyondTheLimitEndsTheOldestSession(t *testing.T) {
+	f := newFixture()
+	first := f.signIn(t, "sub-1", "install-0")
+	for i := 1; i <= domain.MaxLiveSessions; i++ {
+		f.clock.Advance(time.Second)
+		f.signIn(t, "sub-1", fmt.Sprintf("install-%d", i))
+	}
+	live, err := f.svc.LiveSessions(t.Context(), first.UserID)
+	if err != nil || len(live) != domain.MaxLiveSessions {
+		t.Fatalf("live sessions = %d, %v; want %d", len(live), err, domain.MaxLiveSessions)
+	}
+	s, err := f.sessions.Get(t.Context(), first.SessionID)
+	if err != nil || s.RevokedAt == nil || s.RevokeReason != domain.RevokeSessionLimit {
+		t.Fatalf("oldest session = %+v, %v; want revoked for the limit", s, err)
+	}
+	if _, err := f.svc.Refresh(t.Context(), first.RefreshToken); !errors.Is(err, domain.ErrSessionRevoked) {
+		t.Errorf("Refresh of the session that made room = %v; want ErrSessionRevoked", err)
+	}
+}

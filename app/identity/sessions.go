@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/betterkey/backend/domain"
 )
@@ -88,12 +87,11 @@ func (s *Service) Sessions(ctx context.Context, user domain.UserID) ([]domain.Se
 // LiveSessions returns the user's sessions that can still be used; revoked and expired ones are
 // history, not something the user can act on.
 func (s *Service) LiveSessions(ctx context.Context, user domain.UserID) ([]domain.Session, error) {
-	list, err := s.Sessions(ctx, user)
+	list, err := s.d.Sessions.ListLive(ctx, user, s.now(), domain.MaxLiveSessions)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list live sessions: %w", err)
 	}
-	now := s.now()
-	return slices.DeleteFunc(list, func(x domain.Session) bool { return x.Usable(now) != nil }), nil
+	return list, nil
 }
 
 // User returns an account.

@@ -203,19 +203,17 @@ func (s *Service) findOrCreateUser(ctx context.Context, id domain.AppleIdentity,
 	return u, nil
 }
 
-// endInstallSessions revokes the earlier sessions of the same install and device: a session is
-// per install, so signing in again replaces it instead of piling up live refresh tokens.
+// endInstallSessions revokes what a new sign-in replaces (domain.SessionsEndedBySignIn): the
+// earlier session of the same install and device, and the oldest ones beyond the account's
+// limit. It reads only live sessions, so a user's history never slows their sign-in.
 func (s *Service) endInstallSessions(ctx context.Context, user domain.UserID, install string, device domain.Device, now time.Time) error {
-	list, err := s.d.Sessions.ListByUser(ctx, user)
+	live, err := s.d.Sessions.ListLive(ctx, user, now, domain.MaxLiveSessions)
 	if err != nil {
 		return fmt.Errorf("list sessions: %w", err)
 	}
-	for _, old := range list {
-		if old.RevokedAt != nil || old.InstallID != install || old.Device != device {
-			continue
-		}
-		if _, err := s.d.Sessions.Update(ctx, old.ID, func(x *domain.Session) error {
-			x.Revoke(now, domain.RevokeNewSignIn)
+	for id, reason := range domain.SessionsEndedBySignIn(live, install, device) {
+		if _, err := s.d.Sessions.Update(ctx, id, func(x *domain.Session) error {
+			x.Revoke(now, reason)
 			return nil
 		}); err != nil {
 			return fmt.Errorf("replace session: %w", err)

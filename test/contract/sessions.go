@@ -16,6 +16,7 @@ import (
 func SessionStore(t *testing.T, newStores func(t *testing.T) (ports.SessionStore, ports.UserStore)) {
 	sessionCreate(t, newStores)
 	sessionList(t, newStores)
+	sessionListLive(t, newStores)
 	sessionFindByRefresh(t, newStores)
 	sessionUpdate(t, newStores)
 	sessionUpdateConcurrent(t, newStores)
@@ -172,6 +173,57 @@ func sessionList(t *testing.T, newStores func(t *testing.T) (ports.SessionStore,
 			if err != nil || len(got) != 0 {
 				t.Errorf("ListByUser(%q) = %v, %v; want no sessions", id, got, err)
 			}
+		}
+	})
+}
+
+// ListLive reads only what may still authenticate: revoked and idle-expired sessions are left
+// out, the newest come first, and the limit holds.
+func sessionListLive(t *testing.T, newStores func(t *testing.T) (ports.SessionStore, ports.UserStore)) {
+	t.Run("ListLive/LeavesOutRevokedAndExpiredNewestFirstLimited", func(t *testing.T) {
+		t.Parallel()
+		s, users := newStores(t)
+		u, other := seedUser(t, users), seedUser(t, users)
+		base := now()
+		oldest := seedSession(t, s, u.ID, base.Add(-3*time.Hour))
+		middle := seedSession(t, s, u.ID, base.Add(-2*time.Hour))
+		newest := seedSession(t, s, u.ID, base.Add(-time.Hour))
+		revoked := seedSession(t, s, u.ID, base.Add(-30*time.Minute))
+		if _, err := s.Update(t.Context(), revoked.ID, func(x *domain.Session) error {
+			x.Revoke(base, domain.RevokeSignOut)
+			return nil
+		}); err != nil {
+			t.Fatalf("Update (revoke): %v", err)
+		}
+		expired := domain.NewSession(u.ID, "install-idle", domain.DeviceWatch, "Watch", randomHash(), base.Add(-time.Hour),
+			domain.SessionLifetimes{Access: time.Minute, Idle: 30 * time.Minute, Absolute: time.Hour})
+		if err := s.Create(t.Context(), expired); err != nil {
+			t.Fatalf("create expired session: %v", err)
+		}
+		seedSession(t, s, other.ID, base)
+		got, err := s.ListLive(t.Context(), u.ID, base, 10)
+		if err != nil {
+			t.Fatalf("ListLive: %v", err)
+		}
+		if diff := cmp.Diff(got, []domain.Session{newest, middle, oldest}); diff != "" {
+			t.Errorf("ListLive (-got +want):\n%s", diff)
+		}
+		got, err = s.ListLive(t.Context(), u.ID, base, 2)
+		if err != nil || len(got) != 2 || got[0].ID != newest.ID || got[1].ID != middle.ID {
+			t.Errorf("ListLive(limit 2) = %v, %v; want the two newest", got, err)
+		}
+		// At the exact idle expiry a session is no longer usable (domain.Session.Usable).
+		got, err = s.ListLive(t.Context(), u.ID, expired.IdleExpiresAt.Add(-time.Microsecond), 10)
+		if err != nil || len(got) != 4 {
+			t.Errorf("ListLive just before the idle expiry = %d sessions, %v; want 4", len(got), err)
+		}
+		for _, id := range []domain.UserID{domain.NewUserID(), "not-a-uuid"} {
+			if got, err := s.ListLive(t.Context(), id, base, 10); err != nil || len(got) != 0 {
+				t.Errorf("ListLive(%q) = %v, %v; want none", id, got, err)
+			}
+		}
+		if got, err := s.ListLive(t.Context(), u.ID, base, 0); err != nil || len(got) != 0 {
+			t.Errorf("ListLive(limit 0) = %v, %v; want none", got, err)
 		}
 	})
 }
