@@ -99,6 +99,13 @@ type CommandStore interface {
 	// it returns the entries written. A user without commands (or archived already) yields none,
 	// so an erasure that is retried archives nothing twice.
 	ArchiveHistory(ctx context.Context, user domain.UserID, now time.Time) ([]domain.AuditEntry, error)
+	// DeleteFinished deletes up to limit commands created before before that are no longer in
+	// flight, and reports how many; an idempotency key is recognised as long as its command is
+	// kept.
+	DeleteFinished(ctx context.Context, before time.Time, limit int) (int, error)
+	// DeleteAuditBefore deletes up to limit audit entries of commands created before before, and
+	// reports how many.
+	DeleteAuditBefore(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // CommandObserver hears about command lifecycle events, for metrics. Calls must be quick and must

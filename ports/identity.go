@@ -51,6 +51,14 @@ type SessionStore interface {
 	Update(ctx context.Context, id domain.SessionID, fn func(*domain.Session) error) (domain.Session, error)
 	// RevokeAllForUser revokes every active session of the user and reports how many it revoked.
 	RevokeAllForUser(ctx context.Context, user domain.UserID, now time.Time, reason string) (int, error)
+	// DeleteEnded deletes up to limit sessions that ended before before (revoked before it, or
+	// unrevoked and idle expired before it) together with their rotated refresh hashes, and
+	// reports how many sessions it deleted. Live sessions are never deleted.
+	DeleteEnded(ctx context.Context, before time.Time, limit int) (int, error)
+	// DeleteRotatedBefore forgets up to limit refresh hashes that were rotated away before
+	// before (a session's LastUsedAt when it rotated) and reports how many; a session's current
+	// hash is never forgotten.
+	DeleteRotatedBefore(ctx context.Context, before time.Time, limit int) (int, error)
 	// RevokeAllCreatedBefore revokes, at now, every active session of every user created before
 	// before, in bounded batches so no transaction holds a large part of the table, and reports
 	// how many it revoked.

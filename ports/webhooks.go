@@ -56,9 +56,9 @@ type WebhookInbox interface {
 	Release(ctx context.Context, source domain.EventSource, id string, at time.Time, lastError string) error
 	// Get returns one event; domain.ErrNotFound if there is none.
 	Get(ctx context.Context, source domain.EventSource, id string) (domain.InboxEvent, error)
-	// DeleteFinished removes final events received before before and reports how many; pending
-	// events stay whatever their age.
-	DeleteFinished(ctx context.Context, before time.Time) (int, error)
+	// DeleteFinished removes up to limit final events of source received before before and
+	// reports how many; pending events stay whatever their age.
+	DeleteFinished(ctx context.Context, source domain.EventSource, before time.Time, limit int) (int, error)
 }
 
 // CommandSettler settles lock and unlock commands whose outcome was unknown from a lock state the

@@ -97,6 +97,10 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// RequestTimeout bounds each REST request's work; a long-poll gets its wait on top.
 	RequestTimeout time.Duration
+	// Retention is how long ended rows are kept (BETTERKEY_RETENTION_*), and RetentionInterval
+	// how often the janitor runs.
+	Retention         domain.Retention
+	RetentionInterval time.Duration
 	// OTLPEndpoint is the OTLP/HTTP collector traces go to; empty turns tracing off.
 	OTLPEndpoint        string
 	generatedSigningKey bool
@@ -166,6 +170,15 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		RequestTimeout: r.duration("REQUEST_TIMEOUT", 10*time.Second),
 		OTLPEndpoint:   r.str("OTLP_ENDPOINT", ""),
 	}
+	def := domain.DefaultRetention()
+	c.Retention = domain.Retention{
+		Sessions:         r.duration("RETENTION_SESSIONS", def.Sessions),
+		RefreshHistory:   r.duration("RETENTION_REFRESH_HISTORY", def.RefreshHistory),
+		Commands:         r.duration("RETENTION_COMMANDS", def.Commands),
+		Inbox:            r.duration("RETENTION_INBOX", def.Inbox),
+		DeletionRequests: r.duration("RETENTION_DELETION_REQUESTS", def.DeletionRequests),
+	}
+	c.RetentionInterval = r.duration("RETENTION_INTERVAL", 10*time.Minute)
 	// A load balancer needs a moment to see /readyz fail; on a laptop nobody is routing.
 	delay := 5 * time.Second
 	if c.Env == Development {
@@ -347,6 +360,12 @@ func (c Config) Validate() error {
 	if c.RequestTimeout < time.Second || c.RequestTimeout > 2*time.Minute {
 		add("BETTERKEY_REQUEST_TIMEOUT must be between 1s and 2m")
 	}
+	if err := c.Retention.Validate(); err != nil {
+		add("BETTERKEY_RETENTION_*: %v", err)
+	}
+	if c.RetentionInterval < time.Second || c.RetentionInterval > 24*time.Hour {
+		add("BETTERKEY_RETENTION_INTERVAL must be between 1s and 24h")
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		add("BETTERKEY_TLS_CERT_FILE and BETTERKEY_TLS_KEY_FILE go together")
 	}
@@ -464,6 +483,12 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_SHUTDOWN_DELAY", c.ShutdownDelay)
 	line("BETTERKEY_SHUTDOWN_GRACE", c.ShutdownGrace)
 	line("BETTERKEY_REQUEST_TIMEOUT", c.RequestTimeout)
+	line("BETTERKEY_RETENTION_SESSIONS", c.Retention.Sessions)
+	line("BETTERKEY_RETENTION_REFRESH_HISTORY", c.Retention.RefreshHistory)
+	line("BETTERKEY_RETENTION_COMMANDS", c.Retention.Commands)
+	line("BETTERKEY_RETENTION_INBOX", c.Retention.Inbox)
+	line("BETTERKEY_RETENTION_DELETION_REQUESTS", c.Retention.DeletionRequests)
+	line("BETTERKEY_RETENTION_INTERVAL", c.RetentionInterval)
 	line("BETTERKEY_OTLP_ENDPOINT", c.OTLPEndpoint)
 	return out
 }

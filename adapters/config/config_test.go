@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/domain"
@@ -144,5 +145,25 @@ func TestPrintingMasksSecrets(t *testing.T) {
 	}
 	if !strings.Contains(c.String(), "db.internal") {
 		t.Fatal("the masked database URL lost its host")
+	}
+}
+
+// Retention periods come from BETTERKEY_RETENTION_*, default to domain.DefaultRetention, and a
+// period outside its bounds (here a dedupe window under a day) refuses to start.
+func TestRetentionSettings(t *testing.T) {
+	c, err := load(map[string]string{})
+	if err != nil || c.Retention != domain.DefaultRetention() || c.RetentionInterval != 10*time.Minute {
+		t.Fatalf("defaults = %+v every %v, %v", c.Retention, c.RetentionInterval, err)
+	}
+	c, err = load(map[string]string{"BETTERKEY_RETENTION_COMMANDS": "17520h", "BETTERKEY_RETENTION_SESSIONS": "168h",
+		"BETTERKEY_RETENTION_INTERVAL": "1m"})
+	if err != nil || c.Retention.Commands != 2*365*24*time.Hour || c.Retention.Sessions != 7*24*time.Hour || c.RetentionInterval != time.Minute {
+		t.Fatalf("set = %+v every %v, %v", c.Retention, c.RetentionInterval, err)
+	}
+	for k, v := range map[string]string{"BETTERKEY_RETENTION_INBOX": "1h", "BETTERKEY_RETENTION_COMMANDS": "soon",
+		"BETTERKEY_RETENTION_INTERVAL": "0s"} {
+		if _, err := load(map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), "RETENTION") {
+			t.Errorf("%s=%s: err = %v, want a refusal naming the setting", k, v, err)
+		}
 	}
 }

@@ -131,9 +131,13 @@ func (e *hookEnv) stored(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	final, err := e.inbox.DeleteFinished(t.Context(), far)
-	if err != nil {
-		t.Fatal(err)
+	final := 0
+	for _, src := range []domain.EventSource{domain.SourceSmartcar, domain.SourceApple, domain.SourceAccount} {
+		n, err := e.inbox.DeleteFinished(t.Context(), src, far, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		final += n
 	}
 	return len(pending) + final
 }

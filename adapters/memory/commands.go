@@ -378,6 +378,42 @@ func (s *Commands) ArchiveHistory(_ context.Context, user domain.UserID, now tim
 	return entries, nil
 }
 
+// DeleteFinished implements ports.CommandStore.
+func (s *Commands) DeleteFinished(_ context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, c := range s.commands {
+		if n >= limit {
+			break
+		}
+		if c.Status.InFlight() || !c.CreatedAt.Before(before) {
+			continue
+		}
+		delete(s.commands, id)
+		if c.IdempotencyKey != "" {
+			delete(s.keys, idempotencyKey{user: c.UserID, key: c.IdempotencyKey})
+		}
+		n++
+	}
+	return n, nil
+}
+
+// DeleteAuditBefore implements ports.CommandStore.
+func (s *Commands) DeleteAuditBefore(_ context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	s.audit = slices.DeleteFunc(s.audit, func(e domain.AuditEntry) bool {
+		if n < limit && e.CreatedAt.Before(before) {
+			n++
+			return true
+		}
+		return false
+	})
+	return n, nil
+}
+
 // Audit returns every audit entry archived so far, for tests.
 func (s *Commands) Audit() []domain.AuditEntry {
 	s.mu.Lock()

@@ -15,11 +15,13 @@ type Sessions struct {
 	mu      sync.Mutex
 	byID    map[domain.SessionID]domain.Session
 	refresh map[domain.TokenHash]domain.SessionID // current and rotated hashes
+	rotated map[domain.TokenHash]time.Time        // when each rotated hash was rotated away
 }
 
 // NewSessions returns an empty store.
 func NewSessions() *Sessions {
-	return &Sessions{byID: map[domain.SessionID]domain.Session{}, refresh: map[domain.TokenHash]domain.SessionID{}}
+	return &Sessions{byID: map[domain.SessionID]domain.Session{}, refresh: map[domain.TokenHash]domain.SessionID{},
+		rotated: map[domain.TokenHash]time.Time{}}
 }
 
 // Create implements ports.SessionStore.
@@ -106,6 +108,7 @@ func (s *Sessions) Update(_ context.Context, id domain.SessionID, fn func(*domai
 			return domain.Session{}, fmt.Errorf("update session: %w", domain.ErrConflict)
 		}
 		s.refresh[x.RefreshHash] = id
+		s.rotated[old.RefreshHash] = x.LastUsedAt
 	}
 	s.byID[id] = clone(x)
 	return x, nil
@@ -139,6 +142,47 @@ func (s *Sessions) RevokeAllCreatedBefore(_ context.Context, before, now time.Ti
 		x.Revoke(now, reason)
 		s.byID[id] = x
 		n++
+	}
+	return n, nil
+}
+
+// DeleteEnded implements ports.SessionStore.
+func (s *Sessions) DeleteEnded(_ context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gone := map[domain.SessionID]bool{}
+	for id, x := range s.byID {
+		if len(gone) >= limit {
+			break
+		}
+		if (x.RevokedAt != nil && x.RevokedAt.Before(before)) || (x.RevokedAt == nil && x.IdleExpiresAt.Before(before)) {
+			gone[id] = true
+			delete(s.byID, id)
+		}
+	}
+	for h, id := range s.refresh {
+		if gone[id] {
+			delete(s.refresh, h)
+			delete(s.rotated, h)
+		}
+	}
+	return len(gone), nil
+}
+
+// DeleteRotatedBefore implements ports.SessionStore.
+func (s *Sessions) DeleteRotatedBefore(_ context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for h, at := range s.rotated {
+		if n >= limit {
+			break
+		}
+		if at.Before(before) {
+			delete(s.rotated, h)
+			delete(s.refresh, h)
+			n++
+		}
 	}
 	return n, nil
 }

@@ -136,12 +136,15 @@ func (s *WebhookInbox) Get(_ context.Context, source domain.EventSource, id stri
 }
 
 // DeleteFinished implements ports.WebhookInbox.
-func (s *WebhookInbox) DeleteFinished(_ context.Context, before time.Time) (int, error) {
+func (s *WebhookInbox) DeleteFinished(_ context.Context, source domain.EventSource, before time.Time, limit int) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for k, e := range s.events {
-		if e.Status != domain.InboxPending && e.ReceivedAt.Before(before) {
+		if n >= limit {
+			break
+		}
+		if e.Source == source && e.Status != domain.InboxPending && e.ReceivedAt.Before(before) {
 			delete(s.events, k)
 			n++
 		}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -99,6 +100,8 @@ type DB struct {
 	w        *gorm.DB
 	r        *gorm.DB
 	pools    []*sql.DB
+	// jobLocks holds a *sync.Mutex per job name: TryRun's lock on SQLite.
+	jobLocks sync.Map
 }
 
 // Open connects to the database named by rawURL and checks that it answers. A postgres:// or

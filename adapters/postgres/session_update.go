@@ -80,6 +80,8 @@ func (s *Sessions) save(tx *gorm.DB, cur, row sessionRow) error {
 	if !rotated {
 		return nil
 	}
-	old := historyRow{RefreshHash: cur.RefreshHash, SessionID: cur.ID, RotatedAt: dbTime(s.now())}
+	// The hash was rotated away by the refresh that last used the session (domain.Session.Rotate
+	// sets both), so the retention of rotated hashes runs on the service's clock.
+	old := historyRow{RefreshHash: cur.RefreshHash, SessionID: cur.ID, RotatedAt: row.LastUsedAt}
 	return translate("remember rotated refresh hash", tx.Create(&old).Error)
 }

@@ -16,15 +16,12 @@ import (
 // Sessions is the database ports.SessionStore. A session's current refresh hash lives in its row;
 // every hash it rotated away from moves to session_refresh_history, so a replayed token still
 // leads to its session and the use case can revoke it.
-type Sessions struct {
-	db  *DB
-	now func() time.Time // stamps rotated_at, which only operators read
-}
+type Sessions struct{ db *DB }
 
 var _ ports.SessionStore = (*Sessions)(nil)
 
 // NewSessions returns the session store on db.
-func NewSessions(db *DB) *Sessions { return &Sessions{db: db, now: time.Now} }
+func NewSessions(db *DB) *Sessions { return &Sessions{db: db} }
 
 // sessionRow is the sessions table.
 type sessionRow struct {
@@ -200,6 +197,38 @@ func (s *Sessions) RevokeAllForUser(ctx context.Context, user domain.UserID, now
 		return 0, translate("revoke sessions", res.Error)
 	}
 	return int(res.RowsAffected), nil
+}
+
+// deleteRevokedSessions and deleteExpiredSessions take one batch of ended sessions each, over the
+// partial indexes of revoked and of unrevoked sessions; their refresh history goes with them
+// (ON DELETE CASCADE).
+const (
+	deleteRevokedSessions = `DELETE FROM sessions WHERE id IN (
+	SELECT id FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at < ? LIMIT ?)`
+	deleteExpiredSessions = `DELETE FROM sessions WHERE id IN (
+	SELECT id FROM sessions WHERE revoked_at IS NULL AND idle_expires_at < ? LIMIT ?)`
+)
+
+// DeleteEnded implements ports.SessionStore: revoked sessions first, then the remainder of the
+// batch from the expired ones, each statement short.
+func (s *Sessions) DeleteEnded(ctx context.Context, before time.Time, limit int) (int, error) {
+	before = ceilMicro(before)
+	total := 0
+	for _, q := range []string{deleteRevokedSessions, deleteExpiredSessions} {
+		n, err := s.db.deleteBatch(ctx, "delete ended sessions", q, limit-total, before, limit-total)
+		if total += n; err != nil || total >= limit {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+const deleteRotatedHashes = `DELETE FROM session_refresh_history WHERE refresh_hash IN (
+	SELECT refresh_hash FROM session_refresh_history WHERE rotated_at < ? LIMIT ?)`
+
+// DeleteRotatedBefore implements ports.SessionStore over the rotated_at index.
+func (s *Sessions) DeleteRotatedBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	return s.db.deleteBatch(ctx, "delete rotated refresh hashes", deleteRotatedHashes, limit, ceilMicro(before), limit)
 }
 
 // revokeBatch bounds the sessions one statement of RevokeAllCreatedBefore revokes.

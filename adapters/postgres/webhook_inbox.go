@@ -136,15 +136,6 @@ func (s *WebhookInbox) Get(ctx context.Context, source domain.EventSource, id st
 	return out[0], nil
 }
 
-// DeleteFinished implements ports.WebhookInbox over the partial index of final rows.
-func (s *WebhookInbox) DeleteFinished(ctx context.Context, before time.Time) (int, error) {
-	res := s.db.w.WithContext(ctx).Exec(`DELETE FROM webhook_inbox WHERE status <> 'pending' AND received_at < ?`, ceilMicro(before))
-	if res.Error != nil {
-		return 0, translate("delete finished inbox events", res.Error)
-	}
-	return int(res.RowsAffected), nil
-}
-
 // scanInboxEvents reads rows of inboxColumns and closes them.
 func scanInboxEvents(rows *sql.Rows) ([]domain.InboxEvent, error) {
 	defer rows.Close()

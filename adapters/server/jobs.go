@@ -42,6 +42,12 @@ func runHousekeeping(lc fx.Lifecycle, cfg config.Config, id *identity.Service, l
 			return renewed, err
 		}},
 	}
+	startJobs(lc, log, jobs...)
+}
+
+// startJobs runs each job in a loop of its own from the app's start, and stops them, waiting,
+// with it.
+func startJobs(lc fx.Lifecycle, log *slog.Logger, jobs ...job) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, len(jobs))
 	lc.Append(fx.Hook{

@@ -71,10 +71,11 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			newAdmin,
 			newDrain,
 			newServers,
+			newRetention,
 		),
 		commandOptions(),
 		webhookOptions(),
-		fx.Invoke(runHousekeeping, func(*Servers) {}),
+		fx.Invoke(runHousekeeping, runRetention, func(*Servers) {}),
 	)
 }
 

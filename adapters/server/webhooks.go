@@ -88,8 +88,8 @@ func (o workerObserver) ClaimFailed(err error) {
 	o.log.Warn("webhook inbox unavailable", slog.String("error", err.Error()))
 }
 
-// runWebhookWorker runs this replica's inbox worker and the inbox's retention sweep with the
-// app, and stops both, waiting, with it. Every replica runs one: the inbox hands each event to
+// runWebhookWorker runs this replica's inbox worker with the app, and stops it, waiting, with it
+// (the retention janitor sweeps settled events). Every replica runs one: the inbox hands each event to
 // one worker at a time, and events a stopped replica held return after their lease.
 func runWebhookWorker(lc fx.Lifecycle, svc *webhook.Service, reg *prometheus.Registry, log *slog.Logger) error {
 	processed := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -101,26 +101,23 @@ func runWebhookWorker(lc fx.Lifecycle, svc *webhook.Service, reg *prometheus.Reg
 	}
 	obs := workerObserver{processed: processed, log: log.With(slog.String("component", "webhook worker"))}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 1)
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			go func() {
 				defer func() { done <- struct{}{} }()
 				svc.Run(ctx, obs)
 			}()
-			go loop(ctx, job{"sweep webhook inbox", sweepInterval, svc.Sweep}, log, done)
 			return nil
 		},
 		OnStop: func(stopCtx context.Context) error {
 			cancel()
-			for range 2 {
-				select {
-				case <-done:
-				case <-stopCtx.Done():
-					return stopCtx.Err()
-				}
+			select {
+			case <-done:
+				return nil
+			case <-stopCtx.Done():
+				return stopCtx.Err()
 			}
-			return nil
 		},
 	})
 	return nil

@@ -40,8 +40,6 @@ type Config struct {
 	// MaxClockSkew is how far in the future a lock observation may claim to be; a later one
 	// would pin the status against every honest observation and is ignored.
 	MaxClockSkew time.Duration
-	// Retention is how long final events are kept, the deduplication window included.
-	Retention time.Duration
 	// InlineTimeout bounds processing an Apple notification inside its request.
 	InlineTimeout time.Duration
 }
@@ -69,7 +67,6 @@ func (c Config) withDefaults() Config {
 	def(&c.RetryBase, 10*time.Second)
 	def(&c.RetryMax, time.Hour)
 	def(&c.MaxClockSkew, 5*time.Minute)
-	def(&c.Retention, 7*24*time.Hour)
 	def(&c.InlineTimeout, 30*time.Second)
 	return c
 }

@@ -140,13 +140,3 @@ func failureReason(err error) string {
 	}
 	return msg
 }
-
-// Sweep deletes final events older than the retention, which is also how long a redelivery of
-// them is recognised; a background job calls it.
-func (s *Service) Sweep(ctx context.Context) (int, error) {
-	n, err := s.d.Inbox.DeleteFinished(ctx, s.now().Add(-s.cfg.Retention))
-	if err != nil {
-		return 0, fmt.Errorf("sweep inbox: %w", err)
-	}
-	return n, nil
-}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/betterkey/backend/adapters/memory"
+	"github.com/betterkey/backend/app/retention"
 	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
 )
@@ -116,8 +118,18 @@ func TestAnEventWhoseWorkerDiedIsProcessedAfterItsLease(t *testing.T) {
 	}
 }
 
-func TestSweepKeepsTheDedupeWindow(t *testing.T) {
-	h := newHarness(t, webhook.Config{Retention: 24 * time.Hour})
+// The retention janitor keeps a settled event for BETTERKEY_RETENTION_INBOX, and a redelivery
+// inside that window is recognised as a duplicate.
+func TestRetentionKeepsTheDedupeWindow(t *testing.T) {
+	h := newHarness(t, webhook.Config{})
+	r := domain.DefaultRetention()
+	r.Inbox = 24 * time.Hour
+	janitor, err := retention.New(retention.Deps{Sessions: h.sessions, Commands: memory.NewCommands(nil), Inbox: h.inbox,
+		Lock: &memory.JobLock{}}, retention.Config{Retention: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	janitor = janitor.WithClock(h.clock.Now)
 	h.link(t, "sub-1", "sc-user-1", "sc-car-1")
 	ev := stateEvent("sc-user-1", "sc-car-1", false, start)
 	if _, err := h.deliver(t, currentSecret, h.body(t, ev)); err != nil {
@@ -125,17 +137,17 @@ func TestSweepKeepsTheDedupeWindow(t *testing.T) {
 	}
 	h.process(t)
 	h.clock.Advance(23 * time.Hour)
-	if n, err := h.svc.Sweep(t.Context()); err != nil || n != 0 {
-		t.Fatalf("Sweep inside the window = %d, %v", n, err)
+	if rep, err := janitor.Run(t.Context(), nil); err != nil || rep.Deleted[retention.TableInbox] != 0 {
+		t.Fatalf("janitor inside the window = %+v, %v", rep, err)
 	}
 	if rec, _ := h.deliver(t, currentSecret, h.body(t, ev)); rec.Outcome != webhook.OutcomeDuplicate {
 		t.Fatalf("a redelivery inside the window: %v", rec.Outcome)
 	}
 	h.clock.Advance(2 * time.Hour)
-	if n, err := h.svc.Sweep(t.Context()); err != nil || n != 1 {
-		t.Fatalf("Sweep after the window = %d, %v", n, err)
+	if rep, err := janitor.Run(t.Context(), nil); err != nil || rep.Deleted[retention.TableInbox] != 1 {
+		t.Fatalf("janitor after the window = %+v, %v", rep, err)
 	}
 	if _, err := h.inbox.Get(t.Context(), domain.SourceSmartcar, ev.ID); !errors.Is(err, domain.ErrNotFound) {
-		t.Fatalf("Get after Sweep: %v", err)
+		t.Fatalf("Get after the janitor: %v", err)
 	}
 }

@@ -31,6 +31,7 @@ var noLimit = ports.CommandRateLimit{}
 func CommandStore(t *testing.T, newStores NewCommandStores) {
 	commandClaim(t, newStores)
 	commandSweep(t, newStores)
+	commandRetention(t, newStores)
 	commandAdmit(t, newStores)
 	commandAdmitGuard(t, newStores)
 	commandAdmitIdempotency(t, newStores)

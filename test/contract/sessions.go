@@ -14,6 +14,7 @@ import (
 // per subtest and returns the session store with the user store whose accounts the sessions
 // belong to (real databases enforce that the user exists); the stores may share one database.
 func SessionStore(t *testing.T, newStores func(t *testing.T) (ports.SessionStore, ports.UserStore)) {
+	sessionRetention(t, newStores)
 	sessionCreate(t, newStores)
 	sessionList(t, newStores)
 	sessionListLive(t, newStores)

@@ -79,9 +79,13 @@ func WebhookInbox(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) 
 		old[2].AvailableAt = era(3000) // pending, but never due for the claim subtests running meanwhile
 		old[3].Status, old[3].Outcome, old[3].FinishedAt = domain.InboxFailed, "failed", era(1929)
 		addEvents(t, s, old...)
-		n, err := s.DeleteFinished(t.Context(), era(1925))
-		if err != nil || n != 2 {
-			t.Fatalf("DeleteFinished = %d, %v; want 2, nil", n, err)
+		n, err := s.DeleteFinished(t.Context(), domain.SourceApple, era(1925), 10)
+		if err != nil || n != 1 {
+			t.Fatalf("DeleteFinished(apple) = %d, %v; want 1, nil", n, err)
+		}
+		n, err = s.DeleteFinished(t.Context(), domain.SourceSmartcar, era(1925), 10)
+		if err != nil || n != 1 {
+			t.Fatalf("DeleteFinished(smartcar) = %d, %v; want 1, nil", n, err)
 		}
 		for i, want := range []bool{false, false, true, true} {
 			_, err := s.Get(t.Context(), old[i].Source, old[i].ID)

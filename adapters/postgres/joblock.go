@@ -1,0 +1,65 @@
+package postgres
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/betterkey/backend/ports"
+)
+
+var _ ports.JobLock = (*DB)(nil)
+
+// jobLockNamespace is the first key of the jobs' advisory locks ("BKJ\x01"), apart from the
+// command admission's per-user locks.
+const jobLockNamespace = 1112230401
+
+// unlockTimeout bounds giving a job lock back after its run, whatever the run's context did.
+const unlockTimeout = 5 * time.Second
+
+// TryRun implements ports.JobLock. On PostgreSQL the lock is a session-level advisory lock on a
+// connection set aside for the run, so the job's own statements run in short transactions of
+// their own while it holds; a process that dies releases it with its connection. SQLite serves
+// one process, whose single writer serialises the jobs' statements anyway; a mutex per name
+// keeps two runs of one job apart.
+func (db *DB) TryRun(ctx context.Context, name string, fn func(context.Context) error) (bool, error) {
+	if db.dialect != DialectPostgres {
+		v, _ := db.jobLocks.LoadOrStore(name, &sync.Mutex{})
+		mu := v.(*sync.Mutex)
+		if !mu.TryLock() {
+			return false, nil
+		}
+		defer mu.Unlock()
+		return true, fn(ctx)
+	}
+	pool, err := db.w.DB()
+	if err != nil {
+		return false, fmt.Errorf("job lock %s: %w", name, err)
+	}
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		return false, translate("job lock "+name, err)
+	}
+	defer conn.Close()
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, jobLockNamespace, name).Scan(&got); err != nil {
+		return false, translate("job lock "+name, err)
+	}
+	if !got {
+		return false, nil
+	}
+	runErr := fn(ctx)
+	unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	defer cancel()
+	var released bool
+	if err := conn.QueryRowContext(unlockCtx, `SELECT pg_advisory_unlock($1, hashtext($2))`, jobLockNamespace, name).Scan(&released); err != nil || !released {
+		// The lock must not stay with a pooled connection: discarding the connection ends its
+		// session, and the session's locks with it.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		runErr = errors.Join(runErr, fmt.Errorf("job lock %s: release failed; connection discarded", name))
+	}
+	return true, runErr
+}
