@@ -199,23 +199,14 @@ func (s *Sessions) RevokeAllForUser(ctx context.Context, user domain.UserID, now
 	return int(res.RowsAffected), nil
 }
 
-// deleteRevokedSessions and deleteExpiredSessions take one batch of ended sessions each, over the
-// partial indexes of revoked and of unrevoked sessions; their refresh history goes with them
-// (ON DELETE CASCADE).
-const (
-	deleteRevokedSessions = `DELETE FROM sessions WHERE id IN (
-	SELECT id FROM sessions WHERE revoked_at IS NOT NULL AND revoked_at < ? LIMIT ?)`
-	deleteExpiredSessions = `DELETE FROM sessions WHERE id IN (
-	SELECT id FROM sessions WHERE revoked_at IS NULL AND idle_expires_at < ? LIMIT ?)`
-)
-
 // DeleteEnded implements ports.SessionStore: revoked sessions first, then the remainder of the
 // batch from the expired ones, each statement short.
 func (s *Sessions) DeleteEnded(ctx context.Context, before time.Time, limit int) (int, error) {
 	before = ceilMicro(before)
 	total := 0
-	for _, q := range []string{deleteRevokedSessions, deleteExpiredSessions} {
-		n, err := s.db.deleteBatch(ctx, "delete ended sessions", q, limit-total, before, limit-total)
+	// Their refresh history goes with them (ON DELETE CASCADE).
+	for _, p := range []purge{purgeRevokedSessions, purgeExpiredSessions} {
+		n, err := s.db.deleteBatch(ctx, "delete ended sessions", p, limit-total, before)
 		if total += n; err != nil || total >= limit {
 			return total, err
 		}
@@ -223,12 +214,9 @@ func (s *Sessions) DeleteEnded(ctx context.Context, before time.Time, limit int)
 	return total, nil
 }
 
-const deleteRotatedHashes = `DELETE FROM session_refresh_history WHERE refresh_hash IN (
-	SELECT refresh_hash FROM session_refresh_history WHERE rotated_at < ? LIMIT ?)`
-
 // DeleteRotatedBefore implements ports.SessionStore over the rotated_at index.
 func (s *Sessions) DeleteRotatedBefore(ctx context.Context, before time.Time, limit int) (int, error) {
-	return s.db.deleteBatch(ctx, "delete rotated refresh hashes", deleteRotatedHashes, limit, ceilMicro(before), limit)
+	return s.db.deleteBatch(ctx, "delete rotated refresh hashes", purgeRotatedHashes, limit, ceilMicro(before))
 }
 
 // revokeBatch bounds the sessions one statement of RevokeAllCreatedBefore revokes.
