@@ -25,7 +25,7 @@ func BenchmarkVehicles(b *testing.B) {
 			conns := postgres.NewConnections(db)
 			owners := make([]domain.UserID, benchVehicleOwners)
 			for i := range owners {
-				u, err := seedVehicleOwner(b.Context(), db, conns)
+				u, err := seedVehicleOwner(b.Context(), db, conns, "sc-1", "sc-2")
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -46,8 +46,9 @@ func BenchmarkVehicles(b *testing.B) {
 	}
 }
 
-// seedVehicleOwner stores a user with one connection of two vehicles, the first with a status.
-func seedVehicleOwner(ctx context.Context, db *postgres.DB, conns *postgres.Connections) (domain.UserID, error) {
+// seedVehicleOwner stores a user with one connection of two vehicles with the given Smartcar ids,
+// the first with a status.
+func seedVehicleOwner(ctx context.Context, db *postgres.DB, conns *postgres.Connections, smartcarIDs ...string) (domain.UserID, error) {
 	at := time.Now()
 	u := domain.NewUser(domain.AppleIdentity{Issuer: "iss", Subject: domain.NewOpaqueToken().Reveal()}, at)
 	if err := postgres.NewUsers(db).Create(ctx, u); err != nil {
@@ -62,8 +63,8 @@ func seedVehicleOwner(ctx context.Context, db *postgres.DB, conns *postgres.Conn
 		AccessExpiresAt: at.Add(domain.VehicleAccessTokenLifetime), RefreshExpiresAt: at.Add(domain.VehicleRefreshTokenLifetime),
 		CreatedAt: at, UpdatedAt: at, RefreshedAt: at}
 	vs := []domain.Vehicle{
-		{ID: domain.NewVehicleID(), SmartcarID: "sc-1", Make: "TESLA", Model: "Model 3", Year: 2023, CreatedAt: at},
-		{ID: domain.NewVehicleID(), SmartcarID: "sc-2", Make: "FORD", Model: "Mach-E", Year: 2024, CreatedAt: at.Add(time.Second)},
+		{ID: domain.NewVehicleID(), SmartcarID: smartcarIDs[0], Make: "TESLA", Model: "Model 3", Year: 2023, CreatedAt: at},
+		{ID: domain.NewVehicleID(), SmartcarID: smartcarIDs[1], Make: "FORD", Model: "Mach-E", Year: 2024, CreatedAt: at.Add(time.Second)},
 	}
 	if _, err := conns.SaveGrant(ctx, c, vs); err != nil {
 		return "", err

@@ -18,6 +18,8 @@ import (
 type Config struct {
 	// Batch is how many events one claim takes.
 	Batch int
+	// Workers is how many of a batch's partitions (one per car) a replica processes at once.
+	Workers int
 	// PollInterval is how often the worker looks for events that other replicas stored, that
 	// were released for a retry, or whose lease ran out. Events stored by this replica wake it
 	// at once.
@@ -51,7 +53,10 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.Batch <= 0 {
-		c.Batch = 50
+		c.Batch = 100
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 12

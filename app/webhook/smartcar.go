@@ -53,11 +53,11 @@ func (s *Service) IngestSmartcar(ctx context.Context, body []byte, signature str
 	return Receipt{Outcome: OutcomeStored}, nil
 }
 
-// processSmartcar applies one stored Smartcar event. Its body was authenticated before it was
-// stored; decoding it again keeps the inbox the raw truth, so a fixed decoder can replay it.
-func (s *Service) processSmartcar(ctx context.Context, e domain.InboxEvent) (Outcome, error) {
-	ev, err := s.d.VehicleEvents.Decode(e.Payload)
-	if err != nil {
+// processSmartcar applies one stored Smartcar event, decoded by the worker (decodeSmartcar). Its
+// body was authenticated before it was stored; decoding it again keeps the inbox the raw truth,
+// so a fixed decoder can replay it.
+func (s *Service) processSmartcar(ctx context.Context, ev domain.VehicleEvent, decodeErr error) (Outcome, error) {
+	if decodeErr != nil {
 		return OutcomeMalformed, nil
 	}
 	switch ev.Type {

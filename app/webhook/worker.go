@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/betterkey/backend/domain"
@@ -58,38 +59,104 @@ func (s *Service) Drain(ctx context.Context, o Observer) {
 
 // ProcessDue claims one batch of due events and processes each: done events are finished with
 // their outcome, failed ones released for a retry with exponential backoff, and given up after
-// MaxAttempts. It returns one result per claimed event.
+// MaxAttempts. It returns one result per processed event, in the order they were claimed.
+//
+// The batch is split by partition: a Smartcar event's partition is its vehicle, and every other
+// event (Apple notifications, account deletions, which are rare) shares one. Partitions run
+// concurrently on up to Workers goroutines, each in received order, so one car's events never
+// race each other for its row while different cars' events do not wait for each other. Across
+// replicas two events of one car may run at once; the store's newest-observation-wins keeps that
+// correct, the partitioning only keeps it uncontended.
 func (s *Service) ProcessDue(ctx context.Context) ([]Result, error) {
 	events, err := s.d.Inbox.Claim(ctx, s.now(), s.cfg.Lease, s.cfg.Batch)
 	if err != nil {
 		return nil, fmt.Errorf("claim inbox events: %w", err)
 	}
+	jobs := make([]job, len(events))
+	var order []string
+	parts := map[string][]int{}
+	for i, e := range events {
+		jobs[i] = s.prepare(e)
+		k := jobs[i].partition
+		if _, ok := parts[k]; !ok {
+			order = append(order, k)
+		}
+		parts[k] = append(parts[k], i)
+	}
+	results := make([]*Result, len(events))
+	work := make(chan []int)
+	var wg sync.WaitGroup
+	for range min(s.cfg.Workers, len(order)) {
+		wg.Go(func() {
+			for idx := range work {
+				for _, i := range idx {
+					if ctx.Err() != nil {
+						break // the rest go back to the inbox when their leases end
+					}
+					r := s.runJob(ctx, jobs[i])
+					results[i] = &r
+				}
+			}
+		})
+	}
+	for _, k := range order {
+		work <- parts[k]
+	}
+	close(work)
+	wg.Wait()
 	out := make([]Result, 0, len(events))
-	for _, e := range events {
-		if ctx.Err() != nil {
-			break // the rest go back to the inbox when their leases end
+	for _, r := range results {
+		if r != nil {
+			out = append(out, *r)
 		}
-		var (
-			outcome Outcome
-			perr    error
-		)
-		switch e.Source {
-		case domain.SourceSmartcar:
-			outcome, perr = s.processSmartcar(ctx, e)
-		case domain.SourceApple:
-			outcome, perr = s.processApple(ctx, e)
-		case domain.SourceAccount:
-			outcome, perr = s.processAccount(ctx, e)
-		default:
-			outcome = OutcomeIgnored
-		}
-		r, err := s.settle(ctx, e, outcome, perr)
-		if err != nil {
-			r.Outcome, r.Err = OutcomeRetry, err // the lease brings it back
-		}
-		out = append(out, r)
 	}
 	return out, nil
+}
+
+// job is one claimed event with what the worker decoded of it.
+type job struct {
+	event     domain.InboxEvent
+	vehicle   domain.VehicleEvent // Smartcar events
+	decodeErr error
+	partition string
+}
+
+// otherPartition holds every event that is not about one car.
+const otherPartition = "other"
+
+// prepare decodes a Smartcar event once, for its partition and its processing.
+func (s *Service) prepare(e domain.InboxEvent) job {
+	j := job{event: e, partition: otherPartition}
+	if e.Source == domain.SourceSmartcar {
+		j.vehicle, j.decodeErr = s.d.VehicleEvents.Decode(e.Payload)
+		if j.decodeErr == nil && j.vehicle.VehicleID != "" {
+			j.partition = "vehicle:" + j.vehicle.VehicleID
+		}
+	}
+	return j
+}
+
+// runJob processes one event and records how its attempt ended.
+func (s *Service) runJob(ctx context.Context, j job) Result {
+	var (
+		outcome Outcome
+		perr    error
+	)
+	switch j.event.Source {
+	case domain.SourceSmartcar:
+		outcome, perr = s.processSmartcar(ctx, j.vehicle, j.decodeErr)
+	case domain.SourceApple:
+		outcome, perr = s.processApple(ctx, j.event)
+	case domain.SourceAccount:
+		outcome, perr = s.processAccount(ctx, j.event)
+	default:
+		outcome = OutcomeIgnored
+	}
+	r, err := s.settle(ctx, j.event, outcome, perr)
+	if err != nil {
+		r.Outcome, r.Err = OutcomeRetry, err // the lease brings it back
+	}
+	return r
 }
 
 // settle records an attempt's end: the outcome when it succeeded, else a release for a later

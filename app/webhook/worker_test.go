@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -149,5 +150,51 @@ func TestRetentionKeepsTheDedupeWindow(t *testing.T) {
 	}
 	if _, err := h.inbox.Get(t.Context(), domain.SourceSmartcar, ev.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("Get after the janitor: %v", err)
+	}
+}
+
+// One batch holding many cars' events, delivered out of order, is processed by concurrent
+// partitions: every event is accounted for once, in claim order, and each car ends with its
+// newest observation whatever order its events arrived in.
+func TestConcurrentPartitionsKeepTheNewestObservationPerCar(t *testing.T) {
+	h := newHarness(t, webhook.Config{Workers: 8, Batch: 200})
+	const cars, perCar = 6, 10
+	var fleet []linked
+	for c := range cars {
+		fleet = append(fleet, h.link(t, fmt.Sprintf("sub-%d", c), fmt.Sprintf("sc-user-%d", c), fmt.Sprintf("sc-car-%d", c)))
+	}
+	var ids []string
+	for k := range perCar {
+		for c := range cars {
+			i := perCar - 1 - k // newest first: the first delivered is the one that must win
+			if k%3 == 1 {
+				i = k
+			}
+			ev := stateEvent(fmt.Sprintf("sc-user-%d", c), fmt.Sprintf("sc-car-%d", c), (i+c)%2 == 0, start.Add(time.Duration(i)*time.Second))
+			if _, err := h.deliver(t, currentSecret, h.body(t, ev)); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, ev.ID)
+			h.clock.Advance(time.Millisecond) // the inbox hands events out in the order they arrived
+		}
+	}
+	results, err := h.svc.ProcessDue(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != len(ids) {
+		t.Fatalf("%d results for %d events", len(results), len(ids))
+	}
+	for i, r := range results {
+		if r.ID != ids[i] || (r.Outcome != webhook.OutcomeApplied && r.Outcome != webhook.OutcomeStale) {
+			t.Fatalf("result %d = %+v, want event %s applied or stale, in claim order", i, r, ids[i])
+		}
+	}
+	for c, l := range fleet {
+		newest := perCar - 1
+		st := h.status(t, l, 0)
+		if st == nil || *st.Locked != ((newest+c)%2 == 0) || !st.ObservedAt.Equal(start.Add(time.Duration(newest)*time.Second)) {
+			t.Errorf("car %d status %+v, want its newest observation", c, st)
+		}
 	}
 }

@@ -154,8 +154,8 @@ func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
 	e := &env{t: t, infra: in, apple: in.apple, sc: in.smartcar, logs: &syncBuffer{}, dbURL: in.dbURL, signingKey: in.signingKey}
 	cfg := serverConfig(t, in, addr, opts...)
 	level := slog.LevelDebug
-	if _, bench := t.(*testing.B); bench {
-		level = slog.LevelWarn // benchmarks measure the server, not a test buffer growing
+	if _, bench := t.(*testing.B); bench || cfg.LogLevel == "warn" {
+		level = slog.LevelWarn // measurements are of the server, not of a test buffer growing
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers, &e.link))
