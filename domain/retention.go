@@ -15,7 +15,10 @@ type Retention struct {
 	// refresh history are kept this long for the user's and support's view of recent sign-ins.
 	Sessions time.Duration
 	// RefreshHistory: a rotated refresh token's hash is kept this long; a replay within it
-	// revokes its session (reuse detection), after it the token is merely unknown (401).
+	// revokes its session (reuse detection), after it the token is merely unknown (401). The
+	// default is the absolute session lifetime: when a thief refreshes first, the owner's app
+	// presents its now-rotated token whenever it next opens, and that must still end the
+	// thief's session however long the app stayed closed.
 	RefreshHistory time.Duration
 	// Commands: a finished lock or unlock command, and its pseudonymous audit entry once the
 	// account is erased, is kept this long after it was created: the owner's history.
@@ -31,7 +34,7 @@ type Retention struct {
 // DefaultRetention is what the service keeps unless configured otherwise.
 func DefaultRetention() Retention {
 	const day = 24 * time.Hour
-	return Retention{Sessions: 30 * day, RefreshHistory: 30 * day, Commands: 365 * day, Inbox: 7 * day, DeletionRequests: 30 * day}
+	return Retention{Sessions: 30 * day, RefreshHistory: 90 * day, Commands: 365 * day, Inbox: 7 * day, DeletionRequests: 30 * day}
 }
 
 // retentionBounds are the shortest and longest periods each setting accepts: shorter would break a

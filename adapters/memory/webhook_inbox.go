@@ -103,6 +103,9 @@ func (s *WebhookInbox) Finish(_ context.Context, source domain.EventSource, id s
 		return nil
 	}
 	e.Status, e.Outcome, e.FinishedAt = status, outcome, dbTime(now)
+	if status == domain.InboxProcessed {
+		e.Payload = []byte{}
+	}
 	s.events[k] = e
 	return nil
 }

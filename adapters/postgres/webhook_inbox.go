@@ -92,8 +92,13 @@ func (s *WebhookInbox) Finish(ctx context.Context, source domain.EventSource, id
 	if status != domain.InboxProcessed && status != domain.InboxFailed {
 		return fmt.Errorf("finish inbox event: %w", domain.Invalid("status", "must be processed or failed"))
 	}
-	res := s.db.w.WithContext(ctx).Exec(`UPDATE webhook_inbox SET status = ?, outcome = ?, finished_at = ?
-WHERE source = ? AND event_id = ? AND status = 'pending'`, string(status), outcome, dbTime(now), string(source), id)
+	// A processed event's body has done its work: the row keeps only its key, for deduplication,
+	// which makes the dedupe window a few hundred bytes per event instead of the whole delivery.
+	q, args := `UPDATE webhook_inbox SET status = ?, outcome = ?, finished_at = ?`, []any{string(status), outcome, dbTime(now)}
+	if status == domain.InboxProcessed {
+		q, args = q+`, payload = ?`, append(args, []byte{})
+	}
+	res := s.db.w.WithContext(ctx).Exec(q+` WHERE source = ? AND event_id = ? AND status = 'pending'`, append(args, string(source), id)...)
 	return s.changedOrExists(ctx, "finish inbox event", res.Error, res.RowsAffected, source, id)
 }
 

@@ -197,6 +197,7 @@ func inboxFinish(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 		}
 		want := e
 		want.Status, want.Outcome, want.FinishedAt = domain.InboxProcessed, "sessions_revoked", done
+		want.Payload = []byte{} // processed: only the key is kept, for deduplication
 		wantInbox(t, s, want)
 		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxFailed, "failed", done.Add(time.Hour)); err != nil {
 			t.Fatalf("second Finish: %v", err)
@@ -204,6 +205,20 @@ func inboxFinish(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 		if err := s.Release(t.Context(), e.Source, e.ID, done, "late"); err != nil {
 			t.Fatalf("Release after Finish: %v", err)
 		}
+		wantInbox(t, s, want)
+	})
+
+	t.Run("Finish/FailedKeepsItsPayload", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		e := newInboxEvent(domain.SourceSmartcar, now())
+		addEvents(t, s, e)
+		done := now().Add(time.Second)
+		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxFailed, "failed", done); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		want := e
+		want.Status, want.Outcome, want.FinishedAt = domain.InboxFailed, "failed", done
 		wantInbox(t, s, want)
 	})
 
