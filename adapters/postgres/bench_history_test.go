@@ -117,14 +117,7 @@ func (benchTokens) Verify(string, time.Time) (ports.AccessClaims, error) {
 func BenchmarkHistory(b *testing.B) {
 	for _, scale := range []int{1, 10, 100} {
 		url := pgtest.NewURL(b)
-		db, err := postgres.Open(b.Context(), url, postgres.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = db.Close() })
-		if err := postgres.Migrate(b.Context(), db); err != nil {
-			b.Fatal(err)
-		}
+		db := pgtest.OpenURL(b, url)
 		seedHistory(b, url, scale)
 		sessions, conns, commands := postgres.NewSessions(db), postgres.NewConnections(db), postgres.NewCommands(db)
 		id := identity.New(identity.Deps{Users: postgres.NewUsers(db), Sessions: sessions, Nonces: postgres.NewNonces(db),

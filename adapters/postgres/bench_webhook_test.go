@@ -110,15 +110,7 @@ func BenchmarkWebhookApply(b *testing.B) {
 			url := pgtest.NewURL(tb)
 			var out []*postgres.DB
 			for range n {
-				db, err := postgres.Open(tb.Context(), url, postgres.Options{})
-				if err != nil {
-					tb.Fatal(err)
-				}
-				tb.Cleanup(func() { _ = db.Close() })
-				out = append(out, db)
-			}
-			if err := postgres.Migrate(tb.Context(), out[0]); err != nil {
-				tb.Fatal(err)
+				out = append(out, pgtest.OpenURL(tb, url))
 			}
 			return out
 		}

@@ -85,14 +85,7 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 	}
 	url := pgtest.NewURL(t)
 	ctx := t.Context()
-	db, err := postgres.Open(ctx, url, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if err := postgres.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := pgtest.OpenURL(t, url)
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)

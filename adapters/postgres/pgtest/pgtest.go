@@ -79,6 +79,16 @@ func OpenSQLite(tb testing.TB) *postgres.DB {
 	return openAndMigrate(ctx, tb, "sqlite:"+filepath.Join(tb.TempDir(), "betterkey.db"))
 }
 
+// OpenURL opens a database NewURL made and migrates it, closed when the test ends; tests that also
+// reach the database with a connection of their own (to seed it in SQL), or open it more than once
+// as several processes would, start from the URL.
+func OpenURL(tb testing.TB, dbURL string) *postgres.DB {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	return openAndMigrate(ctx, tb, dbURL)
+}
+
 func openAndMigrate(ctx context.Context, tb testing.TB, dbURL string) *postgres.DB {
 	tb.Helper()
 	db, err := postgres.Open(ctx, dbURL, postgres.Options{})
