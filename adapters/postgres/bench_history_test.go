@@ -97,7 +97,9 @@ func (benchApple) Verify(_ context.Context, tok string) (domain.AppleIdentity, e
 // benchTokens issues opaque access tokens; signing has benchmarks of its own.
 type benchTokens struct{}
 
-func (benchTokens) Issue(ports.AccessClaims) (domain.Secret, error) { return domain.NewOpaqueToken(), nil }
+func (benchTokens) Issue(ports.AccessClaims) (domain.Secret, error) {
+	return domain.NewOpaqueToken(), nil
+}
 func (benchTokens) Verify(string, time.Time) (ports.AccessClaims, error) {
 	return ports.AccessClaims{}, domain.ErrInvalidAccessToken
 }
