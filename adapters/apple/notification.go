@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/betterkey/backend/adapters/internal/epoch"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
@@ -159,12 +159,5 @@ func notificationTime(raw json.RawMessage) (time.Time, bool) {
 	} else {
 		s = string(raw)
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 3e7 || f > 3.3e13 {
-		return time.Time{}, false
-	}
-	if f >= 1e11 {
-		return time.UnixMilli(int64(f)).UTC(), true
-	}
-	return time.Unix(int64(f), 0).UTC(), true
+	return epoch.Parse(s)
 }

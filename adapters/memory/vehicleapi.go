@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/betterkey/backend/adapters/internal/connecturl"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
@@ -252,19 +253,8 @@ func (f *VehicleAPI) withCar(id string, fn func(*fakeCar)) {
 
 // AuthorizeURL implements ports.VehicleAPI with the adapter's parameters.
 func (f *VehicleAPI) AuthorizeURL(state domain.Secret, o ports.ConnectOptions) string {
-	q := url.Values{"response_type": {"code"}, "client_id": {f.opts.ClientID}, "redirect_uri": {f.opts.RedirectURI},
-		"scope": {strings.Join(domain.DefaultConnectScopes(), " ")}, "state": {state.Reveal()}, "mode": {f.opts.Mode},
-		"approval_prompt": {"auto"}}
-	if o.ForceApproval {
-		q.Set("approval_prompt", "force")
-	}
-	if o.Make != "" {
-		q.Set("make", strings.ToUpper(o.Make))
-	}
-	if o.SingleSelect {
-		q.Set("single_select", "true")
-	}
-	return f.opts.ConnectURL + "/oauth/authorize?" + q.Encode()
+	return connecturl.Build(connecturl.App{ConnectURL: f.opts.ConnectURL, ClientID: f.opts.ClientID, RedirectURI: f.opts.RedirectURI,
+		Scopes: domain.DefaultConnectScopes(), Mode: f.opts.Mode}, state, o)
 }
 
 func fakeUUID() string {

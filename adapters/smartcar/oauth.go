@@ -9,31 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/betterkey/backend/adapters/internal/connecturl"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
 
 // AuthorizeURL implements ports.VehicleAPI with the parameters the SDKs send (reference §1.1).
 func (c *Client) AuthorizeURL(state domain.Secret, o ports.ConnectOptions) string {
-	q := url.Values{
-		"response_type":   {"code"},
-		"client_id":       {c.cfg.ClientID},
-		"redirect_uri":    {c.cfg.RedirectURI},
-		"scope":           {strings.Join(c.cfg.Scopes, " ")},
-		"state":           {state.Reveal()},
-		"mode":            {string(c.cfg.Mode)},
-		"approval_prompt": {"auto"},
-	}
-	if o.ForceApproval {
-		q.Set("approval_prompt", "force")
-	}
-	if o.Make != "" {
-		q.Set("make", strings.ToUpper(o.Make))
-	}
-	if o.SingleSelect {
-		q.Set("single_select", "true")
-	}
-	return c.cfg.ConnectURL + "/oauth/authorize?" + q.Encode()
+	return connecturl.Build(connecturl.App{ConnectURL: c.cfg.ConnectURL, ClientID: c.cfg.ClientID, RedirectURI: c.cfg.RedirectURI,
+		Scopes: c.cfg.Scopes, Mode: string(c.cfg.Mode)}, state, o)
 }
 
 // ExchangeCode implements ports.VehicleAPI: an authorization_code grant with the configured

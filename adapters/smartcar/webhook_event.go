@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/betterkey/backend/adapters/internal/epoch"
 	"github.com/betterkey/backend/domain"
 )
 
@@ -191,7 +191,7 @@ func firstTime(raws ...json.RawMessage) time.Time {
 func eventTime(raw json.RawMessage) (time.Time, bool) {
 	var n json.Number
 	if json.Unmarshal(raw, &n) == nil {
-		if t, ok := epochTime(n.String()); ok {
+		if t, ok := epoch.Parse(n.String()); ok {
 			return t, true
 		}
 	}
@@ -199,25 +199,13 @@ func eventTime(raw json.RawMessage) (time.Time, bool) {
 	if json.Unmarshal(raw, &s) != nil || s == "" {
 		return time.Time{}, false
 	}
-	if t, ok := epochTime(s); ok {
+	if t, ok := epoch.Parse(s); ok {
 		return t, true
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil && t.Year() > 1970 && t.Year() < 3000 {
 		return t.UTC(), true
 	}
 	return time.Time{}, false
-}
-
-// epochTime reads epoch milliseconds or seconds between 1971 and 3000.
-func epochTime(s string) (time.Time, bool) {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 3e7 || f > 3.3e13 {
-		return time.Time{}, false
-	}
-	if f >= 1e11 {
-		return time.UnixMilli(int64(f)).UTC(), true
-	}
-	return time.Unix(int64(f), 0).UTC(), true
 }
 
 // webhookID keeps an id only when it has the shape ids have (letters, digits and . _ : -, at most
