@@ -7,12 +7,8 @@ import (
 	"github.com/betterkey/backend/domain"
 )
 
-// CommandRateLimit caps how many commands of one action one user may have admitted within a
-// sliding window. A zero Max disables the limit.
-type CommandRateLimit struct {
-	Window time.Duration
-	Max    int
-}
+// CommandRateLimit is domain.CommandRateLimit, which the admission rule reads.
+type CommandRateLimit = domain.CommandRateLimit
 
 // Admission is what CommandStore.Admit decided for a command.
 type Admission struct {

@@ -60,27 +60,36 @@ func (s *Commands) Admit(_ context.Context, cmd domain.Command, leaseUntil time.
 	cmd, now, leaseUntil = normCommand(cmd), dbTime(now), dbTime(leaseUntil)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var st domain.AdmissionState
 	if cmd.IdempotencyKey != "" {
 		if id, ok := s.keys[idempotencyKey{cmd.UserID, cmd.IdempotencyKey}]; ok {
-			return ports.Admission{Command: s.commands[id], Replayed: true}, nil
+			prior := s.commands[id]
+			st.Prior = &prior
 		}
 	}
-	if !s.vehicleExists(cmd.VehicleID) {
+	if st.Prior == nil && !s.vehicleExists(cmd.VehicleID) {
 		return ports.Admission{}, fmt.Errorf("admit command: vehicle: %w", domain.ErrNotFound)
 	}
-	if g, ok := s.guards[cmd.VehicleID]; ok && now.Before(g.until) {
-		return ports.Admission{}, &domain.CommandRefusal{Err: domain.ErrCommandInFlight, CommandID: g.command, RetryAfter: g.until.Sub(now)}
+	if g, ok := s.guards[cmd.VehicleID]; ok {
+		st.Lease = &domain.CommandLease{CommandID: g.command, Until: g.until}
 	}
-	if wait, limited := s.rateLimited(cmd, limit, now); limited {
-		return ports.Admission{}, &domain.CommandRefusal{Err: domain.ErrCommandRateLimited, RetryAfter: wait}
+	st.Recent = s.recent(cmd, limit, now)
+	decision, err := domain.DecideAdmission(st, limit, now)
+	switch {
+	case err != nil:
+		return ports.Admission{}, err
+	case decision.Replay:
+		return ports.Admission{Command: *st.Prior, Replayed: true}, nil
 	}
 	if _, taken := s.commands[cmd.ID]; taken {
 		return ports.Admission{}, fmt.Errorf("admit command: id is taken: %w", domain.ErrConflict)
 	}
-	for id, c := range s.commands {
-		if c.VehicleID == cmd.VehicleID && c.Status.InFlight() {
-			if err := c.Abandon(now); err == nil {
-				s.commands[id] = normCommand(c)
+	if decision.TakeOver {
+		for id, c := range s.commands {
+			if c.VehicleID == cmd.VehicleID && c.Status.InFlight() {
+				if err := c.Abandon(now); err == nil {
+					s.commands[id] = normCommand(c)
+				}
 			}
 		}
 	}
@@ -104,11 +113,11 @@ func (s *Commands) vehicleExists(id domain.VehicleID) bool {
 	return ok
 }
 
-// rateLimited reports whether the user already has limit.Max commands of the action within the
-// window, and how long until the oldest of the latest Max leaves it; callers hold mu.
-func (s *Commands) rateLimited(cmd domain.Command, limit ports.CommandRateLimit, now time.Time) (time.Duration, bool) {
+// recent is domain.AdmissionState.Recent: the creation times of the user's latest commands of
+// the action inside the window, newest first, at most limit.Max; callers hold mu.
+func (s *Commands) recent(cmd domain.Command, limit ports.CommandRateLimit, now time.Time) []time.Time {
 	if limit.Max <= 0 {
-		return 0, false
+		return nil
 	}
 	since := now.Add(-limit.Window)
 	var recent []time.Time
@@ -117,11 +126,8 @@ func (s *Commands) rateLimited(cmd domain.Command, limit ports.CommandRateLimit,
 			recent = append(recent, c.CreatedAt)
 		}
 	}
-	if len(recent) < limit.Max {
-		return 0, false
-	}
 	slices.SortFunc(recent, func(a, b time.Time) int { return b.Compare(a) })
-	return recent[limit.Max-1].Add(limit.Window).Sub(now), true
+	return recent[:min(limit.Max, len(recent))]
 }
 
 // Get implements ports.CommandStore.

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -14,56 +13,54 @@ import (
 	"github.com/betterkey/backend/ports"
 )
 
-// claimGuardLocked takes the vehicle's guard on PostgreSQL: a new row, or the row of an expired
-// lease, while a held lease matches nothing (the refusal). In the same statement it takes a
-// per-user advisory lock for the rest of the transaction, so every later statement of the
-// admission sees every earlier admission of the user, committed on any replica: that is what
-// makes the idempotency lookup and the rate-limit count exact. Different users never wait for
-// each other (a hash collision only makes two queue briefly); the first lock key is a constant
-// namespace ("BKC\x01"). The row comes back with whether it replaced an expired lease (xmax is
-// set on a row the upsert updated, zero on one it inserted).
-const claimGuardLocked = `WITH owner_lock AS (SELECT pg_advisory_xact_lock(1112228609, hashtext(?)))
-INSERT INTO command_guards (vehicle_id, user_id, command_id, lease_expires_at)
-SELECT ?, ?, ?, ? FROM owner_lock
-ON CONFLICT (vehicle_id) DO UPDATE SET user_id = excluded.user_id, command_id = excluded.command_id,
-	lease_expires_at = excluded.lease_expires_at
-WHERE command_guards.lease_expires_at <= ?
-RETURNING xmax <> 0`
+// Admission is load, decide, persist in one transaction: the store locks what orders admissions,
+// reads the domain.AdmissionState, lets domain.DecideAdmission decide, and writes what it
+// decided. The rule itself lives only in the domain, so the memory store and this one cannot
+// disagree about it.
 
-// claimGuard is claimGuardLocked for SQLite, whose single writer already orders admissions; it
-// cannot tell a takeover from an insert, so the search for leftovers always runs there.
-const claimGuard = `INSERT INTO command_guards (vehicle_id, user_id, command_id, lease_expires_at)
+// lockOwner takes a per-user advisory lock for the rest of the transaction on PostgreSQL, so that
+// every later statement of the admission sees every earlier admission of the user, committed on
+// any replica: that is what makes the idempotency lookup and the rate-limit count exact, and,
+// since only a vehicle's owner commands it, what orders the admissions of one vehicle. Different
+// users never wait for each other (a hash collision only makes two queue briefly); the first key
+// is a constant namespace ("BKC\x01"). SQLite needs none: BEGIN IMMEDIATE on its single writer
+// already orders every write transaction.
+const lockOwner = `SELECT pg_advisory_xact_lock(1112228609, hashtext(?))`
+
+// loadAdmission reads the state in one round trip, one row per fact: the vehicle's lease, the
+// user's command with the idempotency key, and the creation times of the user's latest commands
+// of the action inside the window (newest first, at most the limit's Max, so the cost is bounded
+// by the limit). Each part is served by an index: the guard's primary key, the unique
+// (user, idempotency key) and the rate-limit index.
+const loadAdmission = `SELECT 'lease', CAST(command_id AS text), lease_expires_at FROM command_guards WHERE vehicle_id = ?
+UNION ALL
+SELECT 'prior', CAST(id AS text), created_at FROM commands WHERE user_id = ? AND idempotency_key = ?
+UNION ALL
+SELECT * FROM (SELECT 'recent', '', created_at FROM commands WHERE user_id = ? AND action = ? AND created_at > ?
+	ORDER BY created_at DESC LIMIT ?) recent`
+
+// claimLease takes the vehicle's guard: a new row, or the row of a lease that ran out. A lease
+// held meanwhile matches nothing, which only a writer that ignored the owner lock could cause.
+const claimLease = `INSERT INTO command_guards (vehicle_id, user_id, command_id, lease_expires_at)
 VALUES (?, ?, ?, ?)
 ON CONFLICT (vehicle_id) DO UPDATE SET user_id = excluded.user_id, command_id = excluded.command_id,
 	lease_expires_at = excluded.lease_expires_at
-WHERE command_guards.lease_expires_at <= ?
-RETURNING 1`
+WHERE command_guards.lease_expires_at <= ?`
 
-// insertUnderLimit inserts the command only while the owner has fewer than the limit's commands
-// of its action in the window; counting stops at the limit, so the cost is bounded by it.
-const insertUnderLimit = `INSERT INTO commands (id, user_id, vehicle_id, connection_id, session_id, device, action,
+// claimAndInsert is claimLease and the command's insert in one PostgreSQL statement: the insert
+// reads the claim's RETURNING, so it inserts nothing when the lease was not taken.
+const claimAndInsert = `WITH lease AS (` + claimLease + ` RETURNING 1)
+INSERT INTO commands (id, user_id, vehicle_id, connection_id, session_id, device, action,
 	status, idempotency_key, error_code, upstream_request_id, retry_after_seconds, created_at, updated_at,
 	dispatched_at, finished_at, deadline_at)
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE (SELECT count(*) FROM (SELECT 1 FROM commands WHERE user_id = ? AND action = ? AND created_at > ? LIMIT ?) recent) < ?`
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM lease`
 
-// guardRow is the command_guards table.
-type guardRow struct {
-	VehicleID      string    `gorm:"column:vehicle_id;primaryKey"`
-	UserID         string    `gorm:"column:user_id"`
-	CommandID      string    `gorm:"column:command_id"`
-	LeaseExpiresAt time.Time `gorm:"column:lease_expires_at"`
-}
+// errLeaseTaken ends an admission whose lease was taken between its load and its claim.
+var errLeaseTaken = errors.New("vehicle lease taken meanwhile")
 
-func (guardRow) TableName() string { return "command_guards" }
-
-// errReplay ends an admission transaction that found the idempotency key taken.
-var errReplay = errors.New("idempotency key replayed")
-
-// Admit implements ports.CommandStore in one transaction of, usually, four round trips: BEGIN,
-// the guard claim (with the per-user lock), the insert under the rate limit, COMMIT. The
-// idempotency lookup, the search for what an expired lease left behind and the computation of a
-// refusal's wait only run when they can matter.
+// Admit implements ports.CommandStore: BEGIN, the owner lock (PostgreSQL), the state, the lease
+// claim, the insert, COMMIT; a replay reads the original command instead of writing, and a
+// takeover ends what the expired lease left in flight.
 func (s *Commands) Admit(ctx context.Context, cmd domain.Command, leaseUntil time.Time, limit ports.CommandRateLimit, now time.Time) (ports.Admission, error) {
 	if err := cmd.Validate(); err != nil {
 		return ports.Admission{}, fmt.Errorf("admit command: %w", err)
@@ -74,114 +71,124 @@ func (s *Commands) Admit(ctx context.Context, cmd domain.Command, leaseUntil tim
 	row := commandFromDomain(cmd)
 	now, leaseUntil = dbTime(now), dbTime(leaseUntil)
 	var out ports.Admission
-	err := s.db.transact(ctx, func(tx *gorm.DB) error {
-		claimed, tookOver, err := s.claimVehicle(tx, row, leaseUntil, now)
-		if err != nil {
-			return err
-		}
-		if row.IdempotencyKey != nil {
-			prior, found, err := byIdempotencyKey(tx, row.UserID, *row.IdempotencyKey)
+	for attempt := 0; ; attempt++ {
+		err := s.db.transact(ctx, func(tx *gorm.DB) error {
+			if s.db.dialect == DialectPostgres {
+				if err := tx.Exec(lockOwner, row.UserID).Error; err != nil {
+					return translate("lock command owner", err)
+				}
+			}
+			st, err := readAdmission(tx, row, limit, now)
 			if err != nil {
 				return err
 			}
-			if found { // a replay wins over every refusal; the claim is rolled back
-				out = ports.Admission{Command: prior, Replayed: true}
-				return errReplay
+			decision, err := domain.DecideAdmission(st, limit, now)
+			switch {
+			case err != nil:
+				return err
+			case decision.Replay:
+				out = ports.Admission{Command: *st.Prior, Replayed: true}
+				return nil
+			case decision.TakeOver:
+				if err := abandonInFlight(tx, row.VehicleID, now); err != nil {
+					return err
+				}
 			}
-		}
-		if !claimed {
-			return inFlightRefusal(tx, row.VehicleID, now)
-		}
-		if tookOver {
-			if err := abandonInFlight(tx, row.VehicleID, now); err != nil {
+			if err := s.persistAdmitted(tx, row, leaseUntil, now); err != nil {
 				return err
 			}
+			out = ports.Admission{Command: row.toDomain()}
+			return nil
+		})
+		switch {
+		case errors.Is(err, errLeaseTaken) && attempt == 0:
+			continue // decide again on what the other writer left
+		case errors.Is(err, domain.ErrConflict) && row.IdempotencyKey != nil && attempt == 0:
+			continue // a first use of the key raced this one (only without the owner lock): a replay now
 		}
-		return insertAdmitted(tx, row, limit, now)
-	})
-	switch {
-	case errors.Is(err, errReplay):
+		if err != nil {
+			if _, refused := errors.AsType[*domain.CommandRefusal](err); refused {
+				return ports.Admission{}, err
+			}
+			return ports.Admission{}, fmt.Errorf("admit command: %w", err)
+		}
 		return out, nil
-	case errors.Is(err, domain.ErrConflict) && row.IdempotencyKey != nil:
-		// Two first uses of one key raced (only possible without the advisory lock); the unique
-		// index let one in, so this one is a replay of it.
-		prior, found, lookErr := byIdempotencyKey(s.db.w.WithContext(ctx), row.UserID, *row.IdempotencyKey)
-		if lookErr == nil && found {
-			return ports.Admission{Command: prior, Replayed: true}, nil
-		}
 	}
-	if err != nil {
-		if _, refused := errors.AsType[*domain.CommandRefusal](err); refused {
-			return ports.Admission{}, err
-		}
-		return ports.Admission{}, fmt.Errorf("admit command: %w", err)
-	}
-	return ports.Admission{Command: row.toDomain()}, nil
 }
 
-// claimVehicle tries to take the vehicle's guard for row; it reports whether it did and whether
-// that replaced an expired lease (always assumed on SQLite).
-func (s *Commands) claimVehicle(tx *gorm.DB, row commandRow, leaseUntil, now time.Time) (claimed, tookOver bool, err error) {
-	var rows *sql.Rows
+// persistAdmitted takes the vehicle's lease for row and inserts it: one statement on PostgreSQL,
+// two on SQLite (which has no data-modifying WITH, and no round trips to save).
+func (s *Commands) persistAdmitted(tx *gorm.DB, row commandRow, leaseUntil, now time.Time) error {
+	var res *gorm.DB
 	if s.db.dialect == DialectPostgres {
-		rows, err = tx.Raw(claimGuardLocked, row.UserID, row.VehicleID, row.UserID, row.ID, leaseUntil, now).Rows()
+		res = tx.Exec(claimAndInsert, row.VehicleID, row.UserID, row.ID, leaseUntil, now,
+			row.ID, row.UserID, row.VehicleID, row.ConnectionID, row.SessionID, row.Device, row.Action, row.Status,
+			row.IdempotencyKey, row.ErrorCode, row.UpstreamRequestID, row.RetryAfterSeconds, row.CreatedAt, row.UpdatedAt,
+			row.DispatchedAt, row.FinishedAt, row.DeadlineAt)
 	} else {
-		rows, err = tx.Raw(claimGuard, row.VehicleID, row.UserID, row.ID, leaseUntil, now).Rows()
+		res = tx.Exec(claimLease, row.VehicleID, row.UserID, row.ID, leaseUntil, now)
 	}
+	switch {
+	case res.Error != nil && (errors.Is(res.Error, gorm.ErrForeignKeyViolated) || isForeignKeyViolation(res.Error)):
+		return claimError(res.Error)
+	case res.Error != nil:
+		return translate("admit command", res.Error)
+	case res.RowsAffected == 0:
+		return errLeaseTaken
+	case s.db.dialect == DialectPostgres:
+		return nil
+	}
+	return translate("insert command", insertCommandRow(tx, row))
+}
+
+// readAdmission loads the domain.AdmissionState of row inside tx.
+func readAdmission(tx *gorm.DB, row commandRow, limit ports.CommandRateLimit, now time.Time) (domain.AdmissionState, error) {
+	var st domain.AdmissionState
+	rows, err := tx.Raw(loadAdmission, row.VehicleID, row.UserID, row.IdempotencyKey, row.UserID, row.Action,
+		now.Add(-limit.Window), max(limit.Max, 0)).Rows()
 	if err != nil {
-		return false, false, claimError(err)
+		return st, translate("read admission state", err)
 	}
 	defer rows.Close()
+	var prior string
 	for rows.Next() {
-		claimed, tookOver = true, true
-		if s.db.dialect == DialectPostgres {
-			if err := rows.Scan(&tookOver); err != nil {
-				return false, false, claimError(err)
-			}
+		var (
+			kind, id string
+			at       flexTime
+		)
+		if err := rows.Scan(&kind, &id, &at); err != nil {
+			return st, translate("read admission state", err)
+		}
+		switch kind {
+		case "lease":
+			st.Lease = &domain.CommandLease{CommandID: domain.CommandID(id), Until: at.t}
+		case "prior":
+			prior = id
+		case "recent":
+			st.Recent = append(st.Recent, at.t)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return false, false, claimError(err)
+		return st, translate("read admission state", err)
 	}
-	return claimed, tookOver, nil
+	if prior != "" {
+		var r commandRow
+		if err := tx.Where("id = ?", prior).Take(&r).Error; err != nil {
+			return st, translate("read replayed command", err)
+		}
+		c := r.toDomain()
+		st.Prior = &c
+	}
+	return st, nil
 }
 
-// claimError translates a failed guard claim; a vehicle that does not exist fails its foreign
+// claimError translates a failed lease claim; a vehicle that does not exist fails its foreign
 // key.
 func claimError(err error) error {
 	if errors.Is(err, gorm.ErrForeignKeyViolated) || isForeignKeyViolation(err) {
 		return fmt.Errorf("claim vehicle guard: vehicle: %w", domain.ErrNotFound)
 	}
 	return translate("claim vehicle guard", err)
-}
-
-// inFlightRefusal names the holder of the vehicle's guard and its lease time left.
-func inFlightRefusal(tx *gorm.DB, vehicle string, now time.Time) error {
-	var g guardRow
-	if err := tx.Where("vehicle_id = ?", vehicle).Take(&g).Error; err != nil {
-		return translate("read vehicle guard", err)
-	}
-	return &domain.CommandRefusal{Err: domain.ErrCommandInFlight, CommandID: domain.CommandID(g.CommandID),
-		RetryAfter: g.LeaseExpiresAt.Sub(now)}
-}
-
-// insertAdmitted inserts row unless the owner is over the rate limit, in which case it reports
-// the wait until the oldest of the latest limit.Max commands leaves the window.
-func insertAdmitted(tx *gorm.DB, row commandRow, limit ports.CommandRateLimit, now time.Time) error {
-	if limit.Max <= 0 {
-		return translate("insert command", insertCommandRow(tx, row))
-	}
-	res := tx.Exec(insertUnderLimit, row.ID, row.UserID, row.VehicleID, row.ConnectionID, row.SessionID, row.Device,
-		row.Action, row.Status, row.IdempotencyKey, row.ErrorCode, row.UpstreamRequestID, row.RetryAfterSeconds,
-		row.CreatedAt, row.UpdatedAt, row.DispatchedAt, row.FinishedAt, row.DeadlineAt,
-		row.UserID, row.Action, now.Add(-limit.Window), limit.Max, limit.Max)
-	if res.Error != nil {
-		return translate("insert command", res.Error)
-	}
-	if res.RowsAffected == 1 {
-		return nil
-	}
-	return rateRefusal(tx, row, limit, now)
 }
 
 // byIdempotencyKey finds the user's command with the key.
@@ -197,7 +204,7 @@ func byIdempotencyKey(tx *gorm.DB, user, key string) (domain.Command, bool, erro
 }
 
 // abandonInFlight ends the commands of the vehicle that are still in flight although their lease
-// was just taken over: their worker is gone.
+// ran out: their worker is gone (domain.Command.Abandon).
 func abandonInFlight(tx *gorm.DB, vehicle string, now time.Time) error {
 	var rows []commandRow
 	if err := tx.Where("vehicle_id = ? AND "+whereInFlight, vehicle).Find(&rows).Error; err != nil {
@@ -215,29 +222,8 @@ func abandonInFlight(tx *gorm.DB, vehicle string, now time.Time) error {
 	return nil
 }
 
-// rateRefusal computes the wait of a command refused by the rate limit.
-func rateRefusal(tx *gorm.DB, row commandRow, limit ports.CommandRateLimit, now time.Time) error {
-	rows, err := tx.Raw(`SELECT created_at FROM commands WHERE user_id = ? AND action = ? AND created_at > ?
-ORDER BY created_at DESC LIMIT ?`, row.UserID, row.Action, now.Add(-limit.Window), limit.Max).Rows()
-	if err != nil {
-		return translate("read recent commands", err)
-	}
-	defer rows.Close()
-	var oldest time.Time
-	for rows.Next() {
-		if err := rows.Scan(&oldest); err != nil {
-			return translate("read recent commands", err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return translate("read recent commands", err)
-	}
-	return &domain.CommandRefusal{Err: domain.ErrCommandRateLimited, RetryAfter: max(oldest.Add(limit.Window).Sub(now), time.Second)}
-}
-
-// isForeignKeyViolation recognises a foreign key failure that surfaced while reading a
-// statement's rows, where GORM does not translate errors: PostgreSQL's 23503 and SQLite's
-// SQLITE_CONSTRAINT_FOREIGNKEY (787).
+// isForeignKeyViolation recognises a foreign key failure that GORM did not translate:
+// PostgreSQL's 23503 and SQLite's SQLITE_CONSTRAINT_FOREIGNKEY (787).
 func isForeignKeyViolation(err error) bool {
 	if pg, ok := errors.AsType[*pgconn.PgError](err); ok {
 		return pg.Code == "23503"
@@ -250,3 +236,4 @@ func isForeignKeyViolation(err error) bool {
 	}
 	return false
 }
+

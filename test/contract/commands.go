@@ -354,4 +354,21 @@ func commandAdmitRate(t *testing.T, newStores NewCommandStores) {
 			t.Errorf("Admit for a vehicle in flight at the limit = %v, want ErrCommandInFlight", err)
 		}
 	})
+
+	// The drift case: a refusal whose true wait is under a second names a second, in every store
+	// (it used to be the database alone), so no app is told to retry into the same refusal.
+	t.Run("Admit/Refusals/WaitAtLeastASecond", func(t *testing.T) {
+		t.Parallel()
+		f := seedFleet(t, newStores, 3)
+		limit := ports.CommandRateLimit{Window: time.Minute, Max: 1}
+		at := now()
+		first := f.admit(t, f.command(0, domain.CommandUnlock, at.Add(-time.Minute+300*time.Millisecond)))
+		_, err := f.s.Admit(t.Context(), f.command(1, domain.CommandUnlock, at), at.Add(commandLease), limit, at)
+		wantRefusal(t, err, domain.ErrCommandRateLimited, "", time.Second)
+		// The first command's lease has 300 ms left at the end of the window's second.
+		leaseEnd := first.CreatedAt.Add(commandLease)
+		_, err = f.s.Admit(t.Context(), f.command(0, domain.CommandLock, leaseEnd.Add(-300*time.Millisecond)), leaseEnd, noLimit,
+			leaseEnd.Add(-300*time.Millisecond))
+		wantRefusal(t, err, domain.ErrCommandInFlight, first.ID, time.Second)
+	})
 }
