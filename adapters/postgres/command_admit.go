@@ -236,4 +236,3 @@ func isForeignKeyViolation(err error) bool {
 	}
 	return false
 }
-
