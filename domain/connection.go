@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"strings"
 	"time"
 )
@@ -65,6 +66,43 @@ func (c Connection) Usable() error {
 		return ErrConsentRevoked
 	}
 	return nil
+}
+
+// Mark moves the connection to a status an upstream or an operator proved, at now, and reports
+// whether it changed anything. Revoked is final: a withdrawn grant comes back only as a new one
+// through Connect, so neither a later needs-reauth signal nor an operator's forced re-auth
+// softens it; and a status is never marked active, only granted.
+func (c *Connection) Mark(status ConnectionStatus, now time.Time) bool {
+	if status == c.Status || c.Status == ConnectionRevoked || status == ConnectionActive {
+		return false
+	}
+	c.Status, c.UpdatedAt = status, now
+	return true
+}
+
+// MarkFor is Mark with the status an upstream refusal proves: ErrReauthRequired (a dead refresh
+// token, a changed maker login) is needs_reauth, ErrConsentRevoked is revoked; any other error
+// proves nothing and changes nothing.
+func (c *Connection) MarkFor(err error, now time.Time) bool {
+	switch {
+	case errors.Is(err, ErrConsentRevoked):
+		return c.Mark(ConnectionRevoked, now)
+	case errors.Is(err, ErrReauthRequired):
+		return c.Mark(ConnectionNeedsReauth, now)
+	}
+	return false
+}
+
+// MoreSevere returns the worse of two statuses a batch of signals proves: revoked over
+// needs_reauth over nothing.
+func MoreSevere(a, b ConnectionStatus) ConnectionStatus {
+	if a == ConnectionRevoked || b == ConnectionRevoked {
+		return ConnectionRevoked
+	}
+	if a == ConnectionNeedsReauth || b == ConnectionNeedsReauth {
+		return ConnectionNeedsReauth
+	}
+	return ""
 }
 
 // Vehicle is a car a user linked through a connection.

@@ -143,3 +143,40 @@ func TestVehicleErrorCodes(t *testing.T) {
 		t.Error("REAUTH_REQUIRED must not be a 401: the app would drop its own session")
 	}
 }
+
+// Revoked is final; a status moves only to what a refusal proves; active is never marked.
+func TestConnectionMark(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		from, to domain.ConnectionStatus
+		changed  bool
+	}{
+		{domain.ConnectionActive, domain.ConnectionNeedsReauth, true},
+		{domain.ConnectionActive, domain.ConnectionRevoked, true},
+		{domain.ConnectionNeedsReauth, domain.ConnectionRevoked, true},
+		{domain.ConnectionNeedsReauth, domain.ConnectionNeedsReauth, false},
+		{domain.ConnectionRevoked, domain.ConnectionNeedsReauth, false},
+		{domain.ConnectionRevoked, domain.ConnectionActive, false},
+		{domain.ConnectionNeedsReauth, domain.ConnectionActive, false},
+	} {
+		conn := domain.Connection{Status: c.from}
+		if got := conn.Mark(c.to, now); got != c.changed || (got && (conn.Status != c.to || !conn.UpdatedAt.Equal(now))) {
+			t.Errorf("%s → %s: changed %v, now %s; want changed %v", c.from, c.to, got, conn.Status, c.changed)
+		}
+	}
+	for err, want := range map[error]domain.ConnectionStatus{
+		domain.ErrReauthRequired: domain.ConnectionNeedsReauth, domain.ErrConsentRevoked: domain.ConnectionRevoked,
+		fmt.Errorf("refresh: %w", domain.ErrConsentRevoked): domain.ConnectionRevoked,
+		domain.ErrUnavailable:                               domain.ConnectionActive, nil: domain.ConnectionActive,
+	} {
+		conn := domain.Connection{Status: domain.ConnectionActive}
+		conn.MarkFor(err, now)
+		if conn.Status != want {
+			t.Errorf("MarkFor(%v) → %s, want %s", err, conn.Status, want)
+		}
+	}
+	if domain.MoreSevere(domain.ConnectionNeedsReauth, domain.ConnectionRevoked) != domain.ConnectionRevoked ||
+		domain.MoreSevere("", domain.ConnectionNeedsReauth) != domain.ConnectionNeedsReauth || domain.MoreSevere("", "") != "" {
+		t.Error("MoreSevere does not rank revoked over needs_reauth over nothing")
+	}
+}

@@ -73,14 +73,11 @@ func (s *Service) refresh(ctx context.Context, id domain.ConnectionID, seen doma
 			return errKeepCurrent
 		}
 		next, err := s.d.API.Refresh(ctx, cur.RefreshToken)
-		switch {
-		case errors.Is(err, domain.ErrReauthRequired):
-			c.Status, c.UpdatedAt, outcome = domain.ConnectionNeedsReauth, s.now(), err
-			return nil
-		case errors.Is(err, domain.ErrConsentRevoked):
-			c.Status, c.UpdatedAt, outcome = domain.ConnectionRevoked, s.now(), err
-			return nil
-		case err != nil:
+		if c.MarkFor(err, s.now()) {
+			outcome = err
+			return nil // the mark must be saved
+		}
+		if err != nil {
 			return err
 		}
 		if err := s.seal(ctx, c, next); err != nil {
@@ -112,14 +109,19 @@ func (s *Service) refresh(ctx context.Context, id domain.ConnectionID, seen doma
 // mark records a connection status learnt from the upstream.
 func (s *Service) mark(ctx context.Context, id domain.ConnectionID, status domain.ConnectionStatus) error {
 	_, err := s.d.Connections.Update(ctx, id, func(c *domain.Connection) error {
-		c.Status, c.UpdatedAt = status, s.now()
+		if !c.Mark(status, s.now()) {
+			return errUnmarked
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errUnmarked) {
 		return fmt.Errorf("mark connection %s: %w", status, err)
 	}
 	return nil
 }
+
+// errUnmarked ends a connection update whose mark changes nothing (domain.Connection.Mark).
+var errUnmarked = errors.New("connection status unchanged")
 
 // RenewDue refreshes active connections whose refresh token expires within the renewal window,
 // at most limit per call, so no connection falls off Smartcar's 60-day cliff while its owner is

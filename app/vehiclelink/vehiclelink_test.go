@@ -362,3 +362,23 @@ func TestRevokeGrantsDisconnectsAndMarks(t *testing.T) {
 		t.Fatalf("again: %d, %d, %v; want the connection marked, nothing left to disconnect", conns, vehicles, err)
 	}
 }
+
+// An operator's forced re-auth never softens a connection whose consent was revoked: revoked is
+// final until the owner connects again (domain.Connection.Mark).
+func TestRevokeGrantsKeepsARevokedConnectionRevoked(t *testing.T) {
+	f := newFixture(t)
+	user := f.user(t)
+	linked, _ := f.link(t, user, 1)
+	if _, err := f.conns.Update(t.Context(), linked.ConnectionID, func(c *domain.Connection) error {
+		c.Mark(domain.ConnectionRevoked, time.Now())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.RevokeGrants(t.Context(), user); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := f.conns.Get(t.Context(), linked.ConnectionID); c.Status != domain.ConnectionRevoked {
+		t.Fatalf("connection %s after a forced re-auth, want still revoked", c.Status)
+	}
+}

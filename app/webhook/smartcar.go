@@ -127,9 +127,7 @@ func (s *Service) applyProblems(ctx context.Context, ev domain.VehicleEvent) (Ou
 		if p.Resolved || p.Connection == "" {
 			continue
 		}
-		if target == "" || p.Connection == domain.ConnectionRevoked {
-			target = p.Connection
-		}
+		target = domain.MoreSevere(target, p.Connection)
 	}
 	if target == "" {
 		return OutcomeIgnored, nil
@@ -149,10 +147,9 @@ func (s *Service) applyProblems(ctx context.Context, ev domain.VehicleEvent) (Ou
 		}
 		done[v.ConnectionID] = true
 		_, err := s.d.Connections.Update(ctx, v.ConnectionID, func(c *domain.Connection) error {
-			if c.Status == target || c.Status == domain.ConnectionRevoked {
+			if !c.Mark(target, s.now()) {
 				return errUnchanged
 			}
-			c.Status, c.UpdatedAt = target, s.now()
 			return nil
 		})
 		switch {
