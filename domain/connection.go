@@ -139,6 +139,14 @@ type VehicleStatus struct {
 	Source     StatusSource
 }
 
+// Supersedes is the ordering rule of vehicle status: the newest observation wins, whatever order
+// observations arrive in (webhooks are unordered and at least once), and an equal one changes
+// nothing. Stores apply it as a compare-and-set, so concurrent saves of one car cannot lose the
+// newest.
+func (s VehicleStatus) Supersedes(prev *VehicleStatus) bool {
+	return prev == nil || s.ObservedAt.After(prev.ObservedAt)
+}
+
 // VehicleView is a vehicle as the owner sees it: no token material, the link status, and the
 // cached status when there is one.
 type VehicleView struct {

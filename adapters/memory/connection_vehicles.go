@@ -72,7 +72,7 @@ func (s *Connections) SaveStatus(_ context.Context, st domain.VehicleStatus) (bo
 	}
 	st = cloneStatus(st)
 	st.ObservedAt, st.FetchedAt = dbTime(st.ObservedAt), dbTime(st.FetchedAt)
-	if e.status != nil && !st.ObservedAt.After(e.status.ObservedAt) {
+	if !st.Supersedes(e.status) {
 		return false, nil
 	}
 	e.status = &st

@@ -227,8 +227,10 @@ func (s *Connections) DeleteVehicle(ctx context.Context, user domain.UserID, id 
 }
 
 // SaveStatus implements ports.ConnectionStore with one conditional UPDATE: the database writes
-// the status only over an older observation, so of concurrent saves the newest wins whatever
-// order they arrive in. Only when nothing was written does a second query tell an older
+// the status only over an older observation (domain.VehicleStatus.Supersedes, as a
+// compare-and-set in the WHERE: on the webhook hot path one statement instead of a locked
+// read-decide-write transaction), so of concurrent saves the newest wins whatever order they
+// arrive in. Only when nothing was written does a second query tell an older
 // observation from a missing vehicle.
 func (s *Connections) SaveStatus(ctx context.Context, st domain.VehicleStatus) (bool, error) {
 	if st.ObservedAt.IsZero() {
