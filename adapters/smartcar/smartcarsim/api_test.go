@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -24,7 +25,8 @@ func TestAPIErrorBodyAndRequestIDs(t *testing.T) {
 	id := r.header.Get("SC-Request-Id")
 	want := map[string]any{"type": "AUTHENTICATION", "code": nil, "statusCode": 401.0, "requestId": id,
 		"resolution": map[string]any{"type": nil}, "docURL": "https://smartcar.com/docs/errors/api-errors/authentication-errors#null",
-		"description": "The authorization header is missing or malformed, or it contains invalid or expired authentication credentials. Please check for missing parameters, spelling and casing mistakes, and other syntax issues."}
+		"description":          "The authorization header is missing or malformed, or it contains invalid or expired authentication credentials. Please check for missing parameters, spelling and casing mistakes, and other syntax issues.",
+		"suggestedUserMessage": "Your car got disconnected from <app name>. Please use this link to re-connect your car: <link to Smartcar Connect>."}
 	if diff := cmp.Diff(r.body, want); r.status != 401 || len(id) != 36 || diff != "" {
 		t.Errorf("status %d (-got +want):\n%s", r.status, diff)
 	}
@@ -33,6 +35,17 @@ func TestAPIErrorBodyAndRequestIDs(t *testing.T) {
 	}
 	if diff := cmp.Diff(apiErr(e.api(t, http.MethodGet, "/v2.0/odometer-of-the-moon", "x", "")), [3]any{404, "RESOURCE_NOT_FOUND", "PATH"}); diff != "" {
 		t.Errorf("unknown path (-got +want):\n%s", diff)
+	}
+	// Outside the API's prefix too, an unknown path answers in the v2 shape, and no error body
+	// HTML-escapes what Smartcar writes plainly.
+	for _, path := range []string{"/", "/v3/vehicles", "/nothing/here"} {
+		r := e.api(t, http.MethodGet, path, "x", "")
+		if diff := cmp.Diff(apiErr(r), [3]any{404, "RESOURCE_NOT_FOUND", "PATH"}); diff != "" || r.body["suggestedUserMessage"] == "" {
+			t.Errorf("unknown path %s (-got +want):\n%s", path, diff)
+		}
+		if strings.Contains(r.raw, `\u003c`) || !strings.Contains(r.raw, "<app name>") {
+			t.Errorf("unknown path %s: body %s, want <app name> unescaped", path, r.raw)
+		}
 	}
 	tok := e.token(t, "/oauth/token", "", "", url.Values{})
 	con, _ := e.authorize(t, "client_id", "nobody")

@@ -1,6 +1,7 @@
 package smartcarsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -59,6 +60,21 @@ var descriptions = map[string]string{
 	"CONNECTED_SERVICES_ACCOUNT:AUTHENTICATION_FAILED": "Smartcar was unable to authenticate with the user’s connected services account. Please prompt the user to re-authenticate using Smartcar Connect.",
 }
 
+// userMessages are the suggestedUserMessage texts Smartcar sends (reference §3.1), per type:code,
+// else per type, with <app name> as Smartcar writes it; every error carries one.
+var userMessages = map[string]string{
+	"RATE_LIMIT":                 "Your vehicle is temporarily unable to connect to <app name>. Please be patient while we’re working to resolve this issue.",
+	"VEHICLE_STATE:ASLEEP":       "Your vehicle is in a sleep state. This request was not sent to preserve battery life. ",
+	"VEHICLE_STATE":              "Your vehicle is temporarily unable to connect to <app name>. Please be patient while we’re working to resolve this issue.",
+	"CONNECTED_SERVICES_ACCOUNT": "Your car got disconnected from <app name>. Please use this link to re-connect your car: <link to Smartcar Connect>.",
+	"PERMISSION":                 "Your car got disconnected from <app name>. Please use this link to re-connect your car: <link to Smartcar Connect>.",
+	"AUTHENTICATION":             "Your car got disconnected from <app name>. Please use this link to re-connect your car: <link to Smartcar Connect>.",
+	"COMPATIBILITY":              "Your vehicle doesn’t support this feature of <app name>.",
+}
+
+// defaultUserMessage is the suggestedUserMessage of the errors userMessages does not name.
+const defaultUserMessage = "<app name> is temporarily unable to reach your vehicle. Please try again later."
+
 // resolutions are the documented resolution types per type:code, else per type.
 var resolutions = map[string]string{
 	"RATE_LIMIT": "RETRY_LATER", "UPSTREAM": "RETRY_LATER", "SERVER:INTERNAL": "RETRY_LATER",
@@ -113,6 +129,12 @@ func writeAPIError(w http.ResponseWriter, status int, typ, code string, retryAft
 		anchor = strings.ToLower(strings.ReplaceAll(code, "_", "-"))
 	}
 	e.DocURL = "https://smartcar.com/docs/errors/api-errors/" + strings.ToLower(strings.ReplaceAll(typ, "_", "-")) + "-errors#" + anchor
+	e.SuggestedUserMessage = defaultUserMessage
+	if m, ok := userMessages[typ+":"+code]; ok {
+		e.SuggestedUserMessage = m
+	} else if m, ok := userMessages[typ]; ok {
+		e.SuggestedUserMessage = m
+	}
 	if r, ok := resolutions[typ+":"+code]; ok {
 		e.Resolution["type"] = r
 	} else if r, ok := resolutions[typ]; ok {
@@ -135,8 +157,24 @@ func setRetryAfter(w http.ResponseWriter, d time.Duration) {
 	}
 }
 
+// writeJSON writes v as Smartcar does: without Go's HTML escaping, so "<app name>" reads as it
+// is written.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// marshal is json.Marshal without HTML escaping: a verifier that re-serialises a payload, as
+// Smartcar's SDK helpers do, must come to the bytes that were signed.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -1,7 +1,6 @@
 package smartcarsim
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"time"
@@ -225,7 +224,7 @@ func (e Event) Encode(m DeliveryMeta) ([]byte, error) {
 		}
 		doc["meta"] = meta
 	}
-	b, err := json.Marshal(doc)
+	b, err := marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encode webhook event: %w", err)
 	}

@@ -1,6 +1,7 @@
 package smartcarsim_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -151,5 +152,33 @@ func TestLockStateEventAndSignedBody(t *testing.T) {
 	}
 	if _, err := e.sim.LockStateEvent("nope", smartcarsim.Drift{}); err == nil {
 		t.Error("LockStateEvent accepted an unknown vehicle")
+	}
+}
+
+// Event bodies are written without HTML escaping, as Smartcar writes them: a verifier that
+// re-serialises the payload (as Smartcar's SDK helpers do) comes to the signed bytes.
+func TestEventBodiesAreNotHTMLEscaped(t *testing.T) {
+	e := smartcarsim.NewVehicleErrorEvent(smartcarsim.ErrorEvent{UserID: "user-1", Vehicle: evVehicle,
+		Errors: []smartcarsim.VehicleError{{Type: "CONNECTED_SERVICES_ACCOUNT", Code: "AUTHENTICATION_FAILED", Resolution: "REAUTHENTICATE",
+			Description: "d", SuggestedUserMessage: "Your car got disconnected from <app name> & needs <link>."}}})
+	body, err := e.Encode(smartcarsim.DeliveryMeta{WebhookID: "wh", WebhookName: "BetterKey", DeliveryID: "d", DeliveredAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(body, []byte("<app name> & needs <link>")) {
+		t.Fatalf("body escapes HTML: %s", body)
+	}
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	enc := json.NewEncoder(&again)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.TrimSuffix(again.Bytes(), []byte("\n")); !bytes.Equal(got, body) {
+		t.Errorf("re-serialised body differs from the signed one:\n%s\n%s", got, body)
 	}
 }

@@ -188,7 +188,9 @@ func (s *Simulator) routes() http.Handler {
 		mux.HandleFunc(a.pattern, s.serve(a.ep, a.h))
 		mux.HandleFunc(a.pattern+"/{$}", s.serve(a.ep, a.h))
 	}
-	mux.HandleFunc("/v2.0/", s.serve(EndpointAll, func(w http.ResponseWriter, r *http.Request) {
+	// Every other path answers in the v2 error shape, as Smartcar's API does, never with Go's
+	// plain-text 404.
+	mux.HandleFunc("/", s.serve(EndpointAll, func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, "RESOURCE_NOT_FOUND", "PATH", 0)
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
