@@ -76,16 +76,26 @@ func (s *Simulator) handleUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"id": g.userID})
 }
 
+// paging reads limit (1 to MaxPageLimit, default DefaultPageLimit) and offset (0 or more), or
+// answers 400 VALIDATION:PARAMETER.
+func paging(w http.ResponseWriter, r *http.Request) (limit, offset int, ok bool) {
+	limit, okL := intParam(r, "limit", DefaultPageLimit)
+	offset, okO := intParam(r, "offset", 0)
+	if !okL || !okO || limit < 1 || limit > MaxPageLimit || offset < 0 {
+		writeAPIError(w, http.StatusBadRequest, "VALIDATION", "PARAMETER", 0)
+		return 0, 0, false
+	}
+	return limit, offset, true
+}
+
 // handleVehicles serves GET /v2.0/vehicles with limit/offset paging; paging.count is the total.
 func (s *Simulator) handleVehicles(w http.ResponseWriter, r *http.Request) {
 	g, ok := s.authenticate(w, r)
 	if !ok {
 		return
 	}
-	limit, okL := intParam(r, "limit", DefaultPageLimit)
-	offset, okO := intParam(r, "offset", 0)
-	if !okL || !okO || limit < 1 || limit > MaxPageLimit || offset < 0 {
-		writeAPIError(w, http.StatusBadRequest, "VALIDATION", "PARAMETER", 0)
+	limit, offset, ok := paging(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -121,6 +131,44 @@ func (s *Simulator) handleAttributes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": v.id, "make": v.spec.Make, "model": v.spec.Model, "year": v.spec.Year})
+}
+
+// handleVIN answers GET /vehicles/{id}/vin (read_vin).
+func (s *Simulator) handleVIN(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	v, ok := s.vehicleFor(w, r, g, "read_vin")
+	if !ok || s.afterEffect(w, r, EndpointVIN) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"vin": v.spec.VIN})
+}
+
+// handlePermissions answers GET /vehicles/{id}/permissions?limit=&offset= with what the owner
+// granted, sorted, paged as Smartcar pages (paging.count is the total, not the page's).
+func (s *Simulator) handlePermissions(w http.ResponseWriter, r *http.Request) {
+	g, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := s.vehicleFor(w, r, g, ""); !ok {
+		return
+	}
+	limit, offset, ok := paging(w, r)
+	if !ok || s.afterEffect(w, r, EndpointPermissions) {
+		return
+	}
+	s.mu.Lock()
+	granted := make([]string, 0, len(g.scopes))
+	for p := range g.scopes {
+		granted = append(granted, p)
+	}
+	s.mu.Unlock()
+	slices.Sort(granted)
+	page := granted[min(offset, len(granted)):min(offset+limit, len(granted))]
+	writeJSON(w, http.StatusOK, map[string]any{"permissions": page, "paging": map[string]int{"count": len(granted), "offset": offset}})
 }
 
 // securityBody is GET /security's answer (reference §2.3).

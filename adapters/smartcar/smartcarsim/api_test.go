@@ -177,6 +177,40 @@ func TestScopesAndDisconnect(t *testing.T) {
 	}
 }
 
+// /permissions lists what the owner granted, sorted and paged (paging.count is the total), for
+// any vehicle of the grant; /vin needs read_vin.
+func TestPermissionsAndVIN(t *testing.T) {
+	e := newEnv(t, smartcarsim.Options{})
+	u, access, _ := e.connect(t, "scope", "required:control_security read_vehicle_info read_vin")
+	v := u.VehicleIDs[0]
+	r := e.api(t, http.MethodGet, "/v2.0/vehicles/"+v+"/permissions", access, "")
+	want := map[string]any{"permissions": []any{"control_security", "read_vehicle_info", "read_vin"},
+		"paging": map[string]any{"count": 3.0, "offset": 0.0}}
+	if diff := cmp.Diff(r.body, want); r.status != 200 || diff != "" {
+		t.Errorf("permissions: %d (-got +want):\n%s", r.status, diff)
+	}
+	r = e.api(t, http.MethodGet, "/v2.0/vehicles/"+v+"/permissions?limit=1&offset=1", access, "")
+	if diff := cmp.Diff(r.body["permissions"], []any{"read_vehicle_info"}); diff != "" || r.body["paging"].(map[string]any)["count"] != 3.0 {
+		t.Errorf("second page (-got +want):\n%s %v", diff, r.body["paging"])
+	}
+	if r := e.api(t, http.MethodGet, "/v2.0/vehicles/"+v+"/permissions?limit=0", access, ""); r.status != 400 {
+		t.Errorf("limit=0: %d, want 400", r.status)
+	}
+	if r := e.api(t, http.MethodGet, "/v2.0/vehicles/"+v+"/vin", access, ""); r.status != 200 || r.body["vin"] != "5YJ3E1EA7PF000001" {
+		t.Errorf("vin: %d %v", r.status, r.body)
+	}
+	nu, narrow, _ := e.connect(t, "scope", "read_vehicle_info")
+	if r := e.api(t, http.MethodGet, "/v2.0/vehicles/"+nu.VehicleIDs[0], narrow, ""); r.status != 200 {
+		t.Fatalf("attributes with read_vehicle_info: %d", r.status)
+	}
+	if diff := cmp.Diff(apiErr(e.api(t, http.MethodGet, "/v2.0/vehicles/"+nu.VehicleIDs[0]+"/vin", narrow, "")), [3]any{403, "PERMISSION", nil}); diff != "" {
+		t.Errorf("vin without read_vin (-got +want):\n%s", diff)
+	}
+	if car, _ := e.sim.Car(e.sim.CreateUser(smartcarsim.VehicleSpec{Make: "BMW"}).VehicleIDs[0]); len(car.Spec.VIN) != 17 {
+		t.Errorf("made-up VIN %q, want 17 characters", car.Spec.VIN)
+	}
+}
+
 func TestConditionsAndRateLimits(t *testing.T) {
 	e := newEnv(t, smartcarsim.Options{})
 	u, access, _ := e.connect(t)

@@ -145,7 +145,7 @@ func checkConnectParams(q url.Values) string {
 }
 
 // consentCode lets the chosen user consent and returns a fresh code, or "" when no vehicle of
-// theirs matches the request (make, single_select).
+// theirs matches the request (make, single_select, single_select_vin).
 func (s *Simulator) consentCode(q url.Values, redirectURI string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,7 +169,10 @@ func (s *Simulator) consentCode(q url.Values, redirectURI string) (string, error
 			picked = append(picked, id)
 		}
 	}
-	if single, _ := strconv.ParseBool(q.Get("single_select")); single && len(picked) > 1 {
+	if vin := q.Get("single_select_vin"); vin != "" { // only that car, or none when no car has it
+		picked = slices.DeleteFunc(picked, func(id string) bool { return !strings.EqualFold(s.vehicles[id].spec.VIN, vin) })
+	}
+	if single, _ := strconv.ParseBool(q.Get("single_select")); (single || q.Get("single_select_vin") != "") && len(picked) > 1 {
 		picked = picked[:1]
 	}
 	if len(picked) == 0 {

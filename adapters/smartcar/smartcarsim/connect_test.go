@@ -146,11 +146,13 @@ func TestAuthorizeChoosesUserAndVehicles(t *testing.T) {
 		kv   []string
 		want []any
 	}{
-		"first user by default": {nil, []any{first.VehicleIDs[0], first.VehicleIDs[1]}},
-		"make filter":           {[]string{"make", "FORD"}, []any{first.VehicleIDs[1]}},
-		"single select":         {[]string{"single_select", "true"}, []any{first.VehicleIDs[0]}},
-		"make without a match":  {[]string{"make", "BMW"}, []any{"no_vehicles"}},
-		"sim_user":              {[]string{"sim_user", second.ID}, []any{second.VehicleIDs[0]}},
+		"first user by default":             {nil, []any{first.VehicleIDs[0], first.VehicleIDs[1]}},
+		"make filter":                       {[]string{"make", "FORD"}, []any{first.VehicleIDs[1]}},
+		"single select":                     {[]string{"single_select", "true"}, []any{first.VehicleIDs[0]}},
+		"make without a match":              {[]string{"make", "BMW"}, []any{"no_vehicles"}},
+		"sim_user":                          {[]string{"sim_user", second.ID}, []any{second.VehicleIDs[0]}},
+		"single_select_vin":                 {[]string{"single_select_vin", "3fmtk3su5nm000002"}, []any{first.VehicleIDs[1]}},
+		"single_select_vin without a match": {[]string{"single_select_vin", "WVWZZZ1JZXW000000"}, []any{"no_vehicles"}},
 	} {
 		if diff := cmp.Diff(vehiclesOf(tc.kv...), tc.want); diff != "" {
 			t.Errorf("%s (-got +want):\n%s", name, diff)

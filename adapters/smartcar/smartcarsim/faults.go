@@ -10,15 +10,17 @@ type Endpoint string
 
 // The simulator's endpoints. EndpointAll applies to every route that has no setting of its own.
 const (
-	EndpointAll        Endpoint = "*"
-	EndpointAuthorize  Endpoint = "authorize"
-	EndpointToken      Endpoint = "token"
-	EndpointUser       Endpoint = "user"
-	EndpointVehicles   Endpoint = "vehicles"
-	EndpointAttributes Endpoint = "attributes"
-	EndpointLockStatus Endpoint = "lock_status"
-	EndpointSecurity   Endpoint = "security"
-	EndpointDisconnect Endpoint = "disconnect"
+	EndpointAll         Endpoint = "*"
+	EndpointAuthorize   Endpoint = "authorize"
+	EndpointToken       Endpoint = "token"
+	EndpointUser        Endpoint = "user"
+	EndpointVehicles    Endpoint = "vehicles"
+	EndpointAttributes  Endpoint = "attributes"
+	EndpointLockStatus  Endpoint = "lock_status"
+	EndpointSecurity    Endpoint = "security"
+	EndpointDisconnect  Endpoint = "disconnect"
+	EndpointVIN         Endpoint = "vin"
+	EndpointPermissions Endpoint = "permissions"
 )
 
 // Fault is an injected upstream failure. Exactly one of an error answer (Status and/or Type),

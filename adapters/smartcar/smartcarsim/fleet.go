@@ -12,6 +12,8 @@ type VehicleSpec struct {
 	Make  string
 	Model string
 	Year  int
+	// VIN is the car's vehicle identification number; empty makes one up.
+	VIN string
 	// Unlocked starts the car unlocked; parked cars start locked.
 	Unlocked bool
 }
@@ -20,8 +22,8 @@ type VehicleSpec struct {
 // one of another make, so brand filtering can be tried.
 func DefaultFleet() []VehicleSpec {
 	return []VehicleSpec{
-		{Make: "TESLA", Model: "Model 3", Year: 2023},
-		{Make: "FORD", Model: "Mustang Mach-E", Year: 2022},
+		{Make: "TESLA", Model: "Model 3", Year: 2023, VIN: "5YJ3E1EA7PF000001"},
+		{Make: "FORD", Model: "Mustang Mach-E", Year: 2022, VIN: "3FMTK3SU5NM000002"},
 	}
 }
 
@@ -82,6 +84,9 @@ func (s *Simulator) CreateUser(specs ...VehicleSpec) User {
 	defer s.mu.Unlock()
 	for _, sp := range specs {
 		sp.Make = strings.ToUpper(sp.Make)
+		if sp.VIN == "" {
+			sp.VIN = newVIN()
+		}
 		v := &vehicle{id: newUUID(), userID: u.id, spec: sp, locked: !sp.Unlocked, updatedAt: now, condition: ConditionParked}
 		s.vehicles[v.id] = v
 		u.vehicles = append(u.vehicles, v.id)
@@ -157,4 +162,17 @@ func (s *Simulator) withVehicle(op, vehicleID string, f func(*vehicle)) error {
 	}
 	f(v)
 	return nil
+}
+
+// vinAlphabet is what a VIN is written in: digits and capitals without I, O and Q.
+const vinAlphabet = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
+
+// newVIN makes up a 17-character VIN (the check digit is not computed; nothing here checks it).
+func newVIN() string {
+	id := strings.ReplaceAll(newUUID(), "-", "")
+	b := make([]byte, 17)
+	for i := range b {
+		b[i] = vinAlphabet[int(id[i%len(id)]+byte(i))%len(vinAlphabet)]
+	}
+	return string(b)
 }

@@ -181,6 +181,8 @@ func (s *Simulator) routes() http.Handler {
 		{"GET /v2.0/vehicles", EndpointVehicles, s.handleVehicles},
 		{"GET /v2.0/vehicles/{id}", EndpointAttributes, s.handleAttributes},
 		{"GET /v2.0/vehicles/{id}/security", EndpointLockStatus, s.handleLockStatus},
+		{"GET /v2.0/vehicles/{id}/vin", EndpointVIN, s.handleVIN},
+		{"GET /v2.0/vehicles/{id}/permissions", EndpointPermissions, s.handlePermissions},
 		{"POST /v2.0/vehicles/{id}/security", EndpointSecurity, s.handleSecurity},
 		{"DELETE /v2.0/vehicles/{id}/application", EndpointDisconnect, s.handleDisconnect},
 	}
