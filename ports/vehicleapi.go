@@ -67,6 +67,10 @@ type VehicleAPI interface {
 	Vehicles(ctx context.Context, access domain.Secret) ([]string, error)
 	// Attributes returns a vehicle's make, model and year (needs read_vehicle_info).
 	Attributes(ctx context.Context, access domain.Secret, vehicleID string) (domain.VehicleAttributes, error)
+	// Permissions returns what the owner actually granted for the vehicle, sorted, across all
+	// pages: Connect lets the owner decline optional scopes, so what was requested is not what
+	// may be used.
+	Permissions(ctx context.Context, access domain.Secret, vehicleID string) ([]domain.VehiclePermission, error)
 	// LockStatus reads the vehicle's lock state and openings (needs read_security).
 	LockStatus(ctx context.Context, access domain.Secret, vehicleID string) (domain.LockStatus, error)
 	// Security sends LOCK or UNLOCK (needs control_security) and returns the upstream request id

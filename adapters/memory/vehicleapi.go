@@ -44,13 +44,14 @@ type VehicleCall string
 
 // The calls failures can be injected into.
 const (
-	CallToken      VehicleCall = "token" // ExchangeCode and Refresh
-	CallUser       VehicleCall = "user"
-	CallVehicles   VehicleCall = "vehicles"
-	CallAttributes VehicleCall = "attributes"
-	CallLockStatus VehicleCall = "lock_status"
-	CallSecurity   VehicleCall = "security"
-	CallDisconnect VehicleCall = "disconnect"
+	CallToken       VehicleCall = "token" // ExchangeCode and Refresh
+	CallUser        VehicleCall = "user"
+	CallVehicles    VehicleCall = "vehicles"
+	CallAttributes  VehicleCall = "attributes"
+	CallPermissions VehicleCall = "permissions"
+	CallLockStatus  VehicleCall = "lock_status"
+	CallSecurity    VehicleCall = "security"
+	CallDisconnect  VehicleCall = "disconnect"
 )
 
 // VehicleAPI is an in-memory ports.VehicleAPI that behaves as Smartcar does through the real
@@ -266,14 +267,15 @@ func fakeUUID() string {
 
 // Operation names, the same as the real adapter's, so errors read alike.
 const (
-	opExchange   = "exchange code"
-	opRefresh    = "refresh token"
-	opUser       = "get user"
-	opVehicles   = "list vehicles"
-	opAttributes = "get vehicle attributes"
-	opLockStatus = "get lock status"
-	opSecurity   = "send security command"
-	opDisconnect = "disconnect vehicle"
+	opExchange    = "exchange code"
+	opRefresh     = "refresh token"
+	opUser        = "get user"
+	opVehicles    = "list vehicles"
+	opAttributes  = "get vehicle attributes"
+	opPermissions = "list permissions"
+	opLockStatus  = "get lock status"
+	opSecurity    = "send security command"
+	opDisconnect  = "disconnect vehicle"
 )
 
 // upstream builds the error the real adapter returns for the same upstream answer.
@@ -443,6 +445,25 @@ func (f *VehicleAPI) Attributes(ctx context.Context, access domain.Secret, vehic
 		return domain.VehicleAttributes{}, err
 	}
 	return v.attrs, nil
+}
+
+// Permissions implements ports.VehicleAPI.
+func (f *VehicleAPI) Permissions(ctx context.Context, access domain.Secret, vehicleID string) ([]domain.VehiclePermission, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g, err := f.begin(CallPermissions, opPermissions, access, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.car(opPermissions, g, vehicleID, "", false, false); err != nil {
+		return nil, err
+	}
+	out := make([]domain.VehiclePermission, 0, len(g.scopes))
+	for p := range g.scopes {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // LockStatus implements ports.VehicleAPI.

@@ -91,6 +91,43 @@ func (c *Client) Vehicles(ctx context.Context, access domain.Secret) ([]string, 
 		Cause: errors.New("list vehicles: too many pages")}
 }
 
+// Permissions implements ports.VehicleAPI: GET /vehicles/{id}/permissions, paged like the
+// vehicle list (paging.count is the total).
+func (c *Client) Permissions(ctx context.Context, access domain.Secret, vehicleID string) ([]domain.VehiclePermission, error) {
+	if vehicleID == "" {
+		return nil, domain.Invalid("vehicle id", "must not be empty")
+	}
+	var out []domain.VehiclePermission
+	for range maxVehiclePages {
+		var page struct {
+			Permissions []string `json:"permissions"`
+			Paging      struct {
+				Count int `json:"count"`
+			} `json:"paging"`
+		}
+		var q url.Values
+		if len(out) > 0 {
+			q = url.Values{"offset": {strconv.Itoa(len(out))}}
+		}
+		r, err := c.read(ctx, "list permissions", access, "/vehicles/"+url.PathEscape(vehicleID)+"/permissions", q, &page)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range page.Permissions {
+			if p == "" {
+				return nil, malformed("list permissions", r)
+			}
+			out = append(out, domain.VehiclePermission(p))
+		}
+		if len(page.Permissions) == 0 || len(out) >= page.Paging.Count {
+			slices.Sort(out)
+			return slices.Compact(out), nil
+		}
+	}
+	return nil, &domain.UpstreamError{Err: domain.ErrUpstreamUnavailable, Op: "list permissions",
+		Cause: errors.New("list permissions: too many pages")}
+}
+
 // flexYear accepts the year as a number (what the API sends) or a numeric string (one doc
 // example shows "2014").
 type flexYear int

@@ -163,10 +163,20 @@ func (s *Service) link(ctx context.Context, user domain.UserID, tokens domain.To
 	if len(ids) == 0 {
 		return Linked{}, ErrNoVehicles
 	}
+	// What the owner granted, not what was requested: Connect lets the owner decline optional
+	// scopes, and one grant's permissions are the same for each of its vehicles.
+	granted, err := s.d.API.Permissions(ctx, tokens.AccessToken, ids[0])
+	if err != nil {
+		return Linked{}, fmt.Errorf("read granted permissions: %w", err)
+	}
+	scopes := make([]string, len(granted))
+	for i, p := range granted {
+		scopes[i] = string(p)
+	}
 	now := s.now()
 	conn := domain.Connection{
 		ID: domain.NewConnectionID(), UserID: user, SmartcarUserID: scUser, Status: domain.ConnectionActive,
-		Scopes: domain.DefaultConnectScopes(), CreatedAt: now, UpdatedAt: now, RefreshedAt: now,
+		Scopes: scopes, CreatedAt: now, UpdatedAt: now, RefreshedAt: now,
 	}
 	if old, err := s.d.Connections.BySmartcarUser(ctx, user, scUser); err == nil {
 		conn.ID, conn.CreatedAt = old.ID, old.CreatedAt

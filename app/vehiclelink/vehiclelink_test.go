@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/betterkey/backend/adapters/memory"
 	"github.com/betterkey/backend/app/vehiclelink"
 	"github.com/betterkey/backend/domain"
@@ -380,5 +382,43 @@ func TestRevokeGrantsKeepsARevokedConnectionRevoked(t *testing.T) {
 	}
 	if c, _ := f.conns.Get(t.Context(), linked.ConnectionID); c.Status != domain.ConnectionRevoked {
 		t.Fatalf("connection %s after a forced re-auth, want still revoked", c.Status)
+	}
+}
+
+// The link stores what the owner granted, not what was requested: an owner who declined
+// read_security leaves a connection without it, and the vehicle list shows the grant.
+func TestLinkStoresTheGrantedScopes(t *testing.T) {
+	f := newFixture(t)
+	user := f.user(t)
+	owner, _ := f.api.CreateVehicleUser(domain.VehicleAttributes{Make: "TESLA", Model: "Model 3", Year: 2023})
+	u, _, err := f.svc.StartConnect(t.Context(), user, ports.ConnectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	declined, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := declined.Query()
+	q.Set("scope", "required:control_security read_vehicle_info") // the owner unticked read_security
+	declined.RawQuery = q.Encode()
+	code, err := f.api.Consent(declined.String(), owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := f.svc.Callback(t.Context(), vehiclelink.CallbackInput{State: stateOf(t, u), Code: code})
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked, err := f.svc.CompleteConnect(t.Context(), user, pending.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"control_security", "read_vehicle_info"}
+	if diff := cmp.Diff(linked.Scopes, want); diff != "" {
+		t.Errorf("linked scopes (-got +want):\n%s", diff)
+	}
+	if vs, err := f.svc.Vehicles(t.Context(), user); err != nil || len(vs) != 1 || !cmp.Equal(vs[0].Scopes, want) {
+		t.Errorf("vehicle list scopes = %v, %v; want %v", vs, err, want)
 	}
 }

@@ -85,6 +85,7 @@ func VehicleAPI(t *testing.T, newAPI NewVehicleAPIFunc) {
 		{"Refresh/UnknownOrExpired", testRefreshInvalid},
 		{"Reads", testReads},
 		{"Vehicles/AllPages", testVehiclePages},
+		{"Permissions/WhatWasGranted", testPermissions},
 		{"Security/LockUnlock", testLockUnlock},
 		{"Disconnect", testDisconnect},
 		{"VehicleState", testVehicleState},
@@ -302,6 +303,26 @@ func testReads(t *testing.T, v *vehicleEnv) {
 	}
 	if st.Locked == nil || !*st.Locked || st.ObservedAt.IsZero() || st.FetchedAt.IsZero() || st.ObservedAt.After(st.FetchedAt) {
 		t.Errorf("LockStatus = %+v; want locked, observed no later than fetched", st)
+	}
+}
+
+// Permissions reports what the owner granted (here the default scopes, without the required:
+// prefix), sorted, for every vehicle of the grant, and refuses a vehicle the grant does not cover.
+func testPermissions(t *testing.T, v *vehicleEnv) {
+	_, ids, ts := v.link(t, carTesla, carFord)
+	want := []domain.VehiclePermission{domain.PermissionControlSecurity, domain.PermissionReadSecurity, domain.PermissionReadVehicleInfo}
+	for _, id := range ids {
+		got, err := v.api.Permissions(t.Context(), ts.AccessToken, id)
+		if err != nil {
+			t.Fatalf("Permissions: %v", err)
+		}
+		if diff := cmp.Diff(got, want); diff != "" {
+			t.Errorf("Permissions (-got +want):\n%s", diff)
+		}
+	}
+	_, others, _ := v.link(t, carTesla)
+	if _, err := v.api.Permissions(t.Context(), ts.AccessToken, others[0]); !errors.Is(err, domain.ErrConsentRevoked) {
+		t.Errorf("Permissions of a vehicle the grant does not cover = %v, want ErrConsentRevoked", err)
 	}
 }
 
