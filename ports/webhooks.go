@@ -47,11 +47,11 @@ type WebhookInbox interface {
 	// oldest received first. Of concurrent claimers (across processes) each event goes to at
 	// most one.
 	Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]domain.InboxEvent, error)
-	// Finish moves a pending event to a final status (processed or failed) with its outcome. A
-	// processed event's payload is dropped (only its key is kept, for deduplication); a failed
-	// one keeps it for operators. An event already final is left as it is. domain.ErrNotFound if
-	// there is no such event.
-	Finish(ctx context.Context, source domain.EventSource, id string, status domain.InboxStatus, outcome string, now time.Time) error
+	// Finish moves a pending event to a final status (processed or failed) with its outcome.
+	// spent drops the payload of a processed event whose body has done its work: only its key is
+	// kept, for deduplication (a failed event always keeps its body, for operators). An event
+	// already final is left as it is. domain.ErrNotFound if there is no such event.
+	Finish(ctx context.Context, source domain.EventSource, id string, status domain.InboxStatus, outcome string, spent bool, now time.Time) error
 	// Release gives a pending event back for another attempt at at, recording why the last one
 	// failed. An event already final is left as it is. domain.ErrNotFound if there is no such
 	// event.

@@ -88,7 +88,7 @@ func compareReceived(a, b domain.InboxEvent) int {
 }
 
 // Finish implements ports.WebhookInbox.
-func (s *WebhookInbox) Finish(_ context.Context, source domain.EventSource, id string, status domain.InboxStatus, outcome string, now time.Time) error {
+func (s *WebhookInbox) Finish(_ context.Context, source domain.EventSource, id string, status domain.InboxStatus, outcome string, spent bool, now time.Time) error {
 	if status != domain.InboxProcessed && status != domain.InboxFailed {
 		return fmt.Errorf("finish inbox event: %w", domain.Invalid("status", "must be processed or failed"))
 	}
@@ -103,7 +103,7 @@ func (s *WebhookInbox) Finish(_ context.Context, source domain.EventSource, id s
 		return nil
 	}
 	e.Status, e.Outcome, e.FinishedAt = status, outcome, dbTime(now)
-	if status == domain.InboxProcessed {
+	if status == domain.InboxProcessed && spent {
 		e.Payload = []byte{}
 	}
 	s.events[k] = e

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -171,6 +172,8 @@ func readAdmission(tx *gorm.DB, row commandRow, limit ports.CommandRateLimit, no
 	if err := rows.Err(); err != nil {
 		return st, translate("read admission state", err)
 	}
+	// A UNION ALL keeps no order of its own: newest first, as the rule reads them.
+	slices.SortFunc(st.Recent, func(a, b time.Time) int { return b.Compare(a) })
 	if prior != "" {
 		var r commandRow
 		if err := tx.Where("id = ?", prior).Take(&r).Error; err != nil {

@@ -254,7 +254,7 @@ func hotPaths(t *testing.T, db *postgres.DB, conn *pgx.Conn) []hotPath {
 			_, err = commands.SettleUnknown(ctx, vehicle, true, now.Add(time.Second), now)
 			must(err)
 			for _, e := range evs {
-				must(inbox.Finish(ctx, e.Source, e.ID, domain.InboxProcessed, "applied", now))
+				must(inbox.Finish(ctx, e.Source, e.ID, domain.InboxProcessed, "applied", true, now))
 			}
 		}},
 		{"retention", func(ctx context.Context) {

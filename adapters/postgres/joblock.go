@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ const unlockTimeout = 5 * time.Second
 // their own while it holds; a process that dies releases it with its connection. SQLite serves
 // one process, whose single writer serialises the jobs' statements anyway; a mutex per name
 // keeps two runs of one job apart.
-func (db *DB) TryRun(ctx context.Context, name string, fn func(context.Context) error) (bool, error) {
+func (db *DB) TryRun(ctx context.Context, name string, fn func(context.Context) error) (ran bool, runErr error) {
 	if db.dialect != DialectPostgres {
 		v, _ := db.jobLocks.LoadOrStore(name, &sync.Mutex{})
 		mu := v.(*sync.Mutex)
@@ -51,15 +52,25 @@ func (db *DB) TryRun(ctx context.Context, name string, fn func(context.Context) 
 	if !got {
 		return false, nil
 	}
-	runErr := fn(ctx)
-	unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	// Released in a defer, so that a run that panics (and a caller that recovers) cannot leave
+	// the lock with a pooled connection.
+	defer func() {
+		if err := releaseJobLock(ctx, conn, name); err != nil {
+			runErr = errors.Join(runErr, err)
+		}
+	}()
+	return true, fn(ctx)
+}
+
+// releaseJobLock gives the lock back; when that fails it discards the connection instead, which
+// ends its session and the session's locks with it.
+func releaseJobLock(ctx context.Context, conn *sql.Conn, name string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
 	defer cancel()
 	var released bool
-	if err := conn.QueryRowContext(unlockCtx, `SELECT pg_advisory_unlock($1, hashtext($2))`, jobLockNamespace, name).Scan(&released); err != nil || !released {
-		// The lock must not stay with a pooled connection: discarding the connection ends its
-		// session, and the session's locks with it.
+	if err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, jobLockNamespace, name).Scan(&released); err != nil || !released {
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		runErr = errors.Join(runErr, fmt.Errorf("job lock %s: release failed; connection discarded", name))
+		return fmt.Errorf("job lock %s: release failed; connection discarded", name)
 	}
-	return true, runErr
+	return nil
 }

@@ -56,6 +56,13 @@ func TestJobLockRunsOnceAcrossProcesses(t *testing.T) {
 	if !try(a, "retention") {
 		t.Fatal("the lock was not released after a failed run")
 	}
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = a.TryRun(t.Context(), "retention", func(context.Context) error { panic("boom") })
+	}()
+	if !try(b, "retention") {
+		t.Fatal("the lock was not released after a run that panicked")
+	}
 }
 
 // On SQLite, which one process serves, the lock keeps two runs of a job in that process apart.

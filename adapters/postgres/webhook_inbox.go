@@ -88,14 +88,14 @@ func (s *WebhookInbox) Claim(ctx context.Context, now time.Time, lease time.Dura
 }
 
 // Finish implements ports.WebhookInbox; only a pending row changes, so the first final state wins.
-func (s *WebhookInbox) Finish(ctx context.Context, source domain.EventSource, id string, status domain.InboxStatus, outcome string, now time.Time) error {
+func (s *WebhookInbox) Finish(ctx context.Context, source domain.EventSource, id string, status domain.InboxStatus, outcome string, spent bool, now time.Time) error {
 	if status != domain.InboxProcessed && status != domain.InboxFailed {
 		return fmt.Errorf("finish inbox event: %w", domain.Invalid("status", "must be processed or failed"))
 	}
-	// A processed event's body has done its work: the row keeps only its key, for deduplication,
+	// A spent event's body has done its work: the row keeps only its key, for deduplication,
 	// which makes the dedupe window a few hundred bytes per event instead of the whole delivery.
 	q, args := `UPDATE webhook_inbox SET status = ?, outcome = ?, finished_at = ?`, []any{string(status), outcome, dbTime(now)}
-	if status == domain.InboxProcessed {
+	if status == domain.InboxProcessed && spent {
 		q, args = q+`, payload = ?`, append(args, []byte{})
 	}
 	res := s.db.w.WithContext(ctx).Exec(q+` WHERE source = ? AND event_id = ? AND status = 'pending'`, append(args, string(source), id)...)

@@ -59,7 +59,7 @@ func (s *Service) DeleteAccount(ctx context.Context, user domain.UserID) (done b
 func (s *Service) retryAccountDeletion(ctx context.Context, e domain.InboxEvent) (bool, error) {
 	derr := s.d.Accounts.Delete(ctx, domain.UserID(e.ID), domain.ErasureForce{})
 	if derr == nil {
-		err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxProcessed, string(OutcomeAccountDeleted), s.now())
+		err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxProcessed, string(OutcomeAccountDeleted), OutcomeAccountDeleted.spent(), s.now())
 		if err != nil {
 			return false, fmt.Errorf("finish account deletion: %w", err)
 		}

@@ -151,6 +151,19 @@ const (
 	OutcomeFailed          Outcome = "failed"           // the attempts are used up; operators look
 )
 
+// spent reports whether an event with this outcome did all its body can do, so the inbox may drop
+// the body and keep only the key: what was applied or proved stale, a connection marked, an
+// account's sessions or the account itself ended. A body that meant nothing yet (an unknown car
+// that may be linked a moment later, a shape a fixed decoder may read, a claim from the future)
+// stays, to be replayed.
+func (o Outcome) spent() bool {
+	switch o {
+	case OutcomeApplied, OutcomeStale, OutcomeMarked, OutcomeSessionsRevoked, OutcomeAccountDeleted:
+		return true
+	}
+	return false
+}
+
 // Result is one event's processing, for metrics and logs.
 type Result struct {
 	Source  domain.EventSource

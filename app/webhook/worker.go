@@ -166,7 +166,7 @@ func (s *Service) settle(ctx context.Context, e domain.InboxEvent, outcome Outco
 	r := Result{Source: e.Source, ID: e.ID, Type: e.Type, Outcome: outcome}
 	now := s.now()
 	if perr == nil {
-		if err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxProcessed, string(outcome), now); err != nil {
+		if err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxProcessed, string(outcome), outcome.spent(), now); err != nil {
 			return r, fmt.Errorf("finish inbox event: %w", err)
 		}
 		return r, nil
@@ -178,7 +178,7 @@ func (s *Service) settle(ctx context.Context, e domain.InboxEvent, outcome Outco
 	}
 	r.Outcome = OutcomeRetry
 	if e.Attempts >= s.cfg.MaxAttempts {
-		if err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxFailed, string(OutcomeFailed), now); err != nil {
+		if err := s.d.Inbox.Finish(ctx, e.Source, e.ID, domain.InboxFailed, string(OutcomeFailed), false, now); err != nil {
 			return r, fmt.Errorf("give up inbox event: %w", err)
 		}
 		r.Outcome = OutcomeFailed

@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/betterkey/backend/adapters/memory"
+	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/app/retention"
 	"github.com/betterkey/backend/app/webhook"
 	"github.com/betterkey/backend/domain"
@@ -195,6 +196,30 @@ func TestConcurrentPartitionsKeepTheNewestObservationPerCar(t *testing.T) {
 		st := h.status(t, l, 0)
 		if st == nil || *st.Locked != ((newest+c)%2 == 0) || !st.ObservedAt.Equal(start.Add(time.Duration(newest)*time.Second)) {
 			t.Errorf("car %d status %+v, want its newest observation", c, st)
+		}
+	}
+}
+
+// An applied event keeps only its key; one about a car nobody has linked (yet) keeps its body, so
+// it can be replayed once the car is linked or a decoder is fixed.
+func TestOnlySpentEventsDropTheirBody(t *testing.T) {
+	h := newHarness(t, webhook.Config{})
+	h.link(t, "sub-1", "sc-user-1", "sc-car-1")
+	applied := stateEvent("sc-user-1", "sc-car-1", true, start)
+	unknown := stateEvent("sc-user-9", "sc-car-9", true, start)
+	for _, ev := range []smartcarsim.Event{applied, unknown} {
+		if _, err := h.deliver(t, currentSecret, h.body(t, ev)); err != nil {
+			t.Fatal(err)
+		}
+		h.clock.Advance(time.Millisecond)
+	}
+	if diff := cmp.Diff(h.process(t), []webhook.Outcome{webhook.OutcomeApplied, webhook.OutcomeUnknownVehicle}); diff != "" {
+		t.Fatalf("outcomes (-got +want):\n%s", diff)
+	}
+	for ev, keep := range map[string]bool{applied.ID: false, unknown.ID: true} {
+		e, err := h.inbox.Get(t.Context(), domain.SourceSmartcar, ev)
+		if err != nil || (len(e.Payload) > 0) != keep {
+			t.Errorf("event %s: payload of %d bytes, %v; want kept %v", ev, len(e.Payload), err, keep)
 		}
 	}
 }

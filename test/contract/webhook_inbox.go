@@ -192,19 +192,33 @@ func inboxFinish(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 		e := newInboxEvent(domain.SourceApple, now())
 		addEvents(t, s, e)
 		done := now().Add(time.Second)
-		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxProcessed, "sessions_revoked", done); err != nil {
+		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxProcessed, "sessions_revoked", true, done); err != nil {
 			t.Fatalf("Finish: %v", err)
 		}
 		want := e
 		want.Status, want.Outcome, want.FinishedAt = domain.InboxProcessed, "sessions_revoked", done
 		want.Payload = []byte{} // processed: only the key is kept, for deduplication
 		wantInbox(t, s, want)
-		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxFailed, "failed", done.Add(time.Hour)); err != nil {
+		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxFailed, "failed", true, done.Add(time.Hour)); err != nil {
 			t.Fatalf("second Finish: %v", err)
 		}
 		if err := s.Release(t.Context(), e.Source, e.ID, done, "late"); err != nil {
 			t.Fatalf("Release after Finish: %v", err)
 		}
+		wantInbox(t, s, want)
+	})
+
+	t.Run("Finish/ProcessedNotSpentKeepsItsPayload", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		e := newInboxEvent(domain.SourceSmartcar, now())
+		addEvents(t, s, e)
+		done := now().Add(time.Second)
+		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxProcessed, "unknown_vehicle", false, done); err != nil {
+			t.Fatalf("Finish: %v", err)
+		}
+		want := e
+		want.Status, want.Outcome, want.FinishedAt = domain.InboxProcessed, "unknown_vehicle", done
 		wantInbox(t, s, want)
 	})
 
@@ -214,7 +228,7 @@ func inboxFinish(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 		e := newInboxEvent(domain.SourceSmartcar, now())
 		addEvents(t, s, e)
 		done := now().Add(time.Second)
-		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxFailed, "failed", done); err != nil {
+		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxFailed, "failed", true, done); err != nil {
 			t.Fatalf("Finish: %v", err)
 		}
 		want := e
@@ -225,12 +239,12 @@ func inboxFinish(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 	t.Run("Finish/MissingOrBadStatus/Refused", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
-		wantErr(t, s.Finish(t.Context(), domain.SourceSmartcar, "evt-"+randomHex(12), domain.InboxProcessed, "x", now()), domain.ErrNotFound)
+		wantErr(t, s.Finish(t.Context(), domain.SourceSmartcar, "evt-"+randomHex(12), domain.InboxProcessed, "x", false, now()), domain.ErrNotFound)
 		wantErr(t, s.Release(t.Context(), domain.SourceSmartcar, "evt-"+randomHex(12), now(), "x"), domain.ErrNotFound)
 		e := newInboxEvent(domain.SourceSmartcar, now())
 		addEvents(t, s, e)
 		for _, st := range []domain.InboxStatus{domain.InboxPending, domain.InboxPoison, "done"} {
-			if err := s.Finish(t.Context(), e.Source, e.ID, st, "x", now()); domain.KindOf(err) != domain.KindInvalid {
+			if err := s.Finish(t.Context(), e.Source, e.ID, st, "x", false, now()); domain.KindOf(err) != domain.KindInvalid {
 				t.Errorf("Finish to %q = %v, want a KindInvalid error", st, err)
 			}
 		}
@@ -248,7 +262,7 @@ func inboxClaim(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 		poison.Status, poison.FinishedAt = domain.InboxPoison, at
 		done := newInboxEvent(domain.SourceSmartcar, at)
 		addEvents(t, s, a, b, c, later, poison, done)
-		if err := s.Finish(t.Context(), done.Source, done.ID, domain.InboxProcessed, "applied", at); err != nil {
+		if err := s.Finish(t.Context(), done.Source, done.ID, domain.InboxProcessed, "applied", true, at); err != nil {
 			t.Fatalf("Finish: %v", err)
 		}
 		claimAt := at.Add(time.Minute)
@@ -363,7 +377,7 @@ func inboxClaim(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 func finishAll(t *testing.T, s ports.WebhookInbox, events ...domain.InboxEvent) {
 	t.Helper()
 	for _, e := range events {
-		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxProcessed, "done", e.ReceivedAt); err != nil {
+		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxProcessed, "done", false, e.ReceivedAt); err != nil {
 			t.Fatalf("Finish: %v", err)
 		}
 	}
