@@ -139,6 +139,17 @@ type VehicleStatus struct {
 	Source     StatusSource
 }
 
+// Granted reports whether the owner granted p for the vehicle's connection; stored scopes may
+// carry Connect's required: prefix.
+func (v VehicleView) Granted(p VehiclePermission) bool {
+	for _, sc := range v.Scopes {
+		if got, _ := ParseScope(sc); got == p {
+			return true
+		}
+	}
+	return false
+}
+
 // Supersedes is the ordering rule of vehicle status: the newest observation wins, whatever order
 // observations arrive in (webhooks are unordered and at least once), and an equal one changes
 // nothing. Stores apply it as a compare-and-set, so concurrent saves of one car cannot lose the

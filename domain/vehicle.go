@@ -203,6 +203,9 @@ var (
 	// terms, renew a subscription, pair a virtual key) before anything works.
 	ErrOwnerActionRequired = &Error{Kind: KindFailedPrecondition, Code: "OWNER_ACTION_REQUIRED", Msg: "the car maker account needs your attention"}
 	ErrNotCapable          = &Error{Kind: KindFailedPrecondition, Code: "NOT_CAPABLE", Msg: "the vehicle does not support this"}
+	// ErrScopeNotGranted: the owner declined, in Connect, the optional permission this needs;
+	// everything else of the connection keeps working.
+	ErrScopeNotGranted     = &Error{Kind: KindPermissionDenied, Code: "SCOPE_NOT_GRANTED", Msg: "the owner did not grant the permission this needs; connect the vehicle again to grant it"}
 	ErrUpstreamUnavailable = &Error{Kind: KindUnavailable, Code: "UPSTREAM_UNAVAILABLE", Msg: "the vehicle service is unavailable, try again later"}
 	// ErrUpstreamTimeout means no answer came in time; for a command the outcome is unknown.
 	ErrUpstreamTimeout = &Error{Kind: KindUnavailable, Code: "UPSTREAM_TIMEOUT", Msg: "the vehicle service did not answer in time"}

@@ -133,7 +133,7 @@ func TestVehicleErrorCodes(t *testing.T) {
 	for _, e := range []*domain.Error{domain.ErrVehicleAsleep, domain.ErrVehicleUnreachable, domain.ErrVehicleInMotion,
 		domain.ErrVehicleNotReady, domain.ErrReauthRequired, domain.ErrConsentRevoked, domain.ErrOwnerActionRequired,
 		domain.ErrNotCapable, domain.ErrUpstreamUnavailable, domain.ErrUpstreamTimeout, domain.ErrUpstreamRejected,
-		domain.ErrConnectCodeInvalid, domain.ErrRateLimited} {
+		domain.ErrConnectCodeInvalid, domain.ErrRateLimited, domain.ErrScopeNotGranted} {
 		if !upperSnake.MatchString(e.Code) || seen[e.Code] || e.Msg == "" {
 			t.Errorf("code %q: not UPPER_SNAKE, duplicated or without a message", e.Code)
 		}

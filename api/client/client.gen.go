@@ -137,6 +137,7 @@ const (
 	RATELIMITED              ProblemCode = "RATE_LIMITED"
 	REAUTHREQUIRED           ProblemCode = "REAUTH_REQUIRED"
 	REFRESHTOKENREUSED       ProblemCode = "REFRESH_TOKEN_REUSED"
+	SCOPENOTGRANTED          ProblemCode = "SCOPE_NOT_GRANTED"
 	SESSIONEXPIRED           ProblemCode = "SESSION_EXPIRED"
 	SESSIONREVOKED           ProblemCode = "SESSION_REVOKED"
 	TIMEOUT                  ProblemCode = "TIMEOUT"
@@ -217,6 +218,8 @@ func (e ProblemCode) Valid() bool {
 	case REAUTHREQUIRED:
 		return true
 	case REFRESHTOKENREUSED:
+		return true
+	case SCOPENOTGRANTED:
 		return true
 	case SESSIONEXPIRED:
 		return true
@@ -616,6 +619,9 @@ type BadRequest = Problem
 // Conflict RFC 9457 problem details with BetterKey's stable code.
 type Conflict = Problem
 
+// Forbidden RFC 9457 problem details with BetterKey's stable code.
+type Forbidden = Problem
+
 // NotFound RFC 9457 problem details with BetterKey's stable code.
 type NotFound = Problem
 
@@ -1009,8 +1015,9 @@ type ClientInterface interface {
 
 	// VehicleStatus The vehicle's lock state.
 	//
-	// Errors: 409 `REAUTH_REQUIRED`, `CONSENT_REVOKED`; 503 `VEHICLE_ASLEEP`,
-	// `VEHICLE_UNREACHABLE`, `UPSTREAM_UNAVAILABLE`, `UNAVAILABLE`.
+	// Errors: 403 `SCOPE_NOT_GRANTED` (the owner declined read_security in Connect); 409
+	// `REAUTH_REQUIRED`, `CONSENT_REVOKED`; 503 `VEHICLE_ASLEEP`, `VEHICLE_UNREACHABLE`,
+	// `UPSTREAM_UNAVAILABLE`, `UNAVAILABLE`.
 	//
 	// Corresponds with GET /v1/vehicles/{id}/status (the `VehicleStatus` operationId).
 	VehicleStatus(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1537,8 +1544,9 @@ func (c *Client) SubmitCommand(ctx context.Context, id ID, params *SubmitCommand
 
 // VehicleStatus The vehicle's lock state.
 //
-// Errors: 409 `REAUTH_REQUIRED`, `CONSENT_REVOKED`; 503 `VEHICLE_ASLEEP`,
-// `VEHICLE_UNREACHABLE`, `UPSTREAM_UNAVAILABLE`, `UNAVAILABLE`.
+// Errors: 403 `SCOPE_NOT_GRANTED` (the owner declined read_security in Connect); 409
+// `REAUTH_REQUIRED`, `CONSENT_REVOKED`; 503 `VEHICLE_ASLEEP`, `VEHICLE_UNREACHABLE`,
+// `UPSTREAM_UNAVAILABLE`, `UNAVAILABLE`.
 //
 // Corresponds with GET /v1/vehicles/{id}/status (the `VehicleStatus` operationId).
 func (c *Client) VehicleStatus(ctx context.Context, id ID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2835,8 +2843,9 @@ type ClientWithResponsesInterface interface {
 
 	// VehicleStatusWithResponse The vehicle's lock state.
 	//
-	// Errors: 409 `REAUTH_REQUIRED`, `CONSENT_REVOKED`; 503 `VEHICLE_ASLEEP`,
-	// `VEHICLE_UNREACHABLE`, `UPSTREAM_UNAVAILABLE`, `UNAVAILABLE`.
+	// Errors: 403 `SCOPE_NOT_GRANTED` (the owner declined read_security in Connect); 409
+	// `REAUTH_REQUIRED`, `CONSENT_REVOKED`; 503 `VEHICLE_ASLEEP`, `VEHICLE_UNREACHABLE`,
+	// `UPSTREAM_UNAVAILABLE`, `UNAVAILABLE`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4930,6 +4939,11 @@ type VehicleStatusResponse401Headers struct {
 	XRequestId      *string
 }
 
+// VehicleStatusResponse403Headers the declared response headers of an HTTP 403 response for VehicleStatus
+type VehicleStatusResponse403Headers struct {
+	XRequestId *string
+}
+
 // VehicleStatusResponse404Headers the declared response headers of an HTTP 404 response for VehicleStatus
 type VehicleStatusResponse404Headers struct {
 	XRequestId *string
@@ -4956,6 +4970,8 @@ type VehicleStatusResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -4968,6 +4984,8 @@ type VehicleStatusResponse struct {
 	Headers400 *VehicleStatusResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *VehicleStatusResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *VehicleStatusResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *VehicleStatusResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
@@ -4989,6 +5007,11 @@ func (r VehicleStatusResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r VehicleStatusResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r VehicleStatusResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -5564,8 +5587,9 @@ func (c *ClientWithResponses) SubmitCommandWithResponse(ctx context.Context, id 
 
 // VehicleStatusWithResponse The vehicle's lock state.
 //
-// Errors: 409 `REAUTH_REQUIRED`, `CONSENT_REVOKED`; 503 `VEHICLE_ASLEEP`,
-// `VEHICLE_UNREACHABLE`, `UPSTREAM_UNAVAILABLE`, `UNAVAILABLE`.
+// Errors: 403 `SCOPE_NOT_GRANTED` (the owner declined read_security in Connect); 409
+// `REAUTH_REQUIRED`, `CONSENT_REVOKED`; 503 `VEHICLE_ASLEEP`, `VEHICLE_UNREACHABLE`,
+// `UPSTREAM_UNAVAILABLE`, `UNAVAILABLE`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7986,6 +8010,13 @@ func ParseVehicleStatusResponse(rsp *http.Response) (*VehicleStatusResponse, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8047,6 +8078,16 @@ func ParseVehicleStatusResponse(rsp *http.Response) (*VehicleStatusResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers VehicleStatusResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers VehicleStatusResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {

@@ -111,10 +111,8 @@ func usable(v domain.VehicleView) error {
 	if err := (domain.Connection{Status: v.ConnectionStatus}).Usable(); err != nil {
 		return err
 	}
-	for _, sc := range v.Scopes {
-		if p, _ := domain.ParseScope(sc); p == domain.PermissionControlSecurity {
-			return nil
-		}
+	if v.Granted(domain.PermissionControlSecurity) {
+		return nil
 	}
 	return domain.ErrNotCapable
 }

@@ -17,6 +17,9 @@ func (s *Service) Status(ctx context.Context, user domain.UserID, id domain.Vehi
 	if err != nil {
 		return domain.VehicleStatus{}, err
 	}
+	if !v.Granted(domain.PermissionReadSecurity) { // declined in Connect: not ours to read
+		return domain.VehicleStatus{}, domain.ErrScopeNotGranted
+	}
 	if v.Status != nil && s.now().Sub(v.Status.FetchedAt) < s.cfg.StatusTTL {
 		return *v.Status, nil
 	}

@@ -418,7 +418,11 @@ func TestLinkStoresTheGrantedScopes(t *testing.T) {
 	if diff := cmp.Diff(linked.Scopes, want); diff != "" {
 		t.Errorf("linked scopes (-got +want):\n%s", diff)
 	}
-	if vs, err := f.svc.Vehicles(t.Context(), user); err != nil || len(vs) != 1 || !cmp.Equal(vs[0].Scopes, want) {
-		t.Errorf("vehicle list scopes = %v, %v; want %v", vs, err, want)
+	vs, err := f.svc.Vehicles(t.Context(), user)
+	if err != nil || len(vs) != 1 || !cmp.Equal(vs[0].Scopes, want) {
+		t.Fatalf("vehicle list scopes = %v, %v; want %v", vs, err, want)
+	}
+	if _, err := f.svc.Status(t.Context(), user, vs[0].ID); !errors.Is(err, domain.ErrScopeNotGranted) {
+		t.Errorf("Status without read_security = %v, want ErrScopeNotGranted", err)
 	}
 }
