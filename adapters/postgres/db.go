@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -25,6 +24,8 @@ import (
 	gormpg "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/betterkey/backend/adapters/internal/joblock"
 )
 
 // The PostgreSQL ceilings the service sets when the URL names none (statement_timeout and
@@ -100,8 +101,8 @@ type DB struct {
 	w        *gorm.DB
 	r        *gorm.DB
 	pools    []*sql.DB
-	// jobLocks holds a *sync.Mutex per job name: TryRun's lock on SQLite.
-	jobLocks sync.Map
+	// localJobs is TryRun's lock on SQLite, which serves one process.
+	localJobs joblock.Local
 }
 
 // Open connects to the database named by rawURL and checks that it answers. A postgres:// or

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/betterkey/backend/ports"
@@ -28,13 +27,7 @@ const unlockTimeout = 5 * time.Second
 // keeps two runs of one job apart.
 func (db *DB) TryRun(ctx context.Context, name string, fn func(context.Context) error) (ran bool, runErr error) {
 	if db.dialect != DialectPostgres {
-		v, _ := db.jobLocks.LoadOrStore(name, &sync.Mutex{})
-		mu := v.(*sync.Mutex)
-		if !mu.TryLock() {
-			return false, nil
-		}
-		defer mu.Unlock()
-		return true, fn(ctx)
+		return db.localJobs.TryRun(ctx, name, fn)
 	}
 	pool, err := db.w.DB()
 	if err != nil {
