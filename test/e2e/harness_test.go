@@ -153,9 +153,14 @@ func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
 	t.Helper()
 	e := &env{t: t, infra: in, apple: in.apple, sc: in.smartcar, logs: &syncBuffer{}, dbURL: in.dbURL, signingKey: in.signingKey}
 	cfg := serverConfig(t, in, addr, opts...)
-	level := slog.LevelDebug
-	if _, bench := t.(*testing.B); bench || cfg.LogLevel == "warn" {
-		level = slog.LevelWarn // measurements are of the server, not of a test buffer growing
+	// The server's own BETTERKEY_LOG_LEVEL (debug unless a test sets it, as the soak does);
+	// benchmarks measure the server, not a test buffer growing.
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		t.Fatalf("BETTERKEY_LOG_LEVEL %q: %v", cfg.LogLevel, err)
+	}
+	if _, bench := t.(*testing.B); bench {
+		level = max(level, slog.LevelWarn)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers, &e.link))
