@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -136,11 +138,22 @@ func newInfra(t testing.TB, redirectURI string) *infra {
 	}
 }
 
-// startServer starts one server on fresh infrastructure.
+// startServer starts one server on fresh infrastructure. The address is reserved before the
+// server exists (the Smartcar redirect URI names it), so a parallel test can take the port in
+// between; then it starts again on another port, with infrastructure of its own.
 func startServer(t testing.TB, opts ...option) *env {
 	t.Helper()
-	addr := freeAddr(t)
-	return startOn(t, newInfra(t, "http://"+addr+"/v1/smartcar/callback"), addr, opts...)
+	for attempt := 1; ; attempt++ {
+		addr := freeAddr(t)
+		e, err := tryStartOn(t, newInfra(t, "http://"+addr+"/v1/smartcar/callback"), addr, opts...)
+		if err == nil {
+			return e
+		}
+		if attempt < 3 && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")) {
+			continue
+		}
+		t.Fatalf("start server: %v", err)
+	}
 }
 
 // another starts a second server instance (a second replica) on e's infrastructure.
@@ -150,6 +163,16 @@ func (e *env) another() *env {
 }
 
 func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
+	t.Helper()
+	e, err := tryStartOn(t, in, addr, opts...)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	return e
+}
+
+// tryStartOn is startOn reporting a failed start instead of failing the test.
+func tryStartOn(t testing.TB, in *infra, addr string, opts ...option) (*env, error) {
 	t.Helper()
 	e := &env{t: t, infra: in, apple: in.apple, sc: in.smartcar, logs: &syncBuffer{}, dbURL: in.dbURL, signingKey: in.signingKey}
 	cfg := serverConfig(t, in, addr, opts...)
@@ -165,9 +188,13 @@ func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers, &e.link))
 	t.Cleanup(func() { e.leaks.check(t, e.logs.String()) }) // after the stop below: the whole log
-	app.RequireStart()
+	ctx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+	defer cancel()
+	if err := app.Start(ctx); err != nil { // fx has stopped what had started
+		return nil, err
+	}
 	t.Cleanup(app.RequireStop)
-	return e
+	return e, nil
 }
 
 // serverConfig is the configuration of a development server on in at addr, changed by opts.
