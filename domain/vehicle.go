@@ -33,6 +33,14 @@ type VehicleAttributes struct {
 	Year  int
 }
 
+// VehicleGrant is what one vehicle API call acts under: the Smartcar user who granted access
+// and, for an API that authenticates as that user (Smartcar v2), the grant's current access
+// token. An API that authenticates as the application (v3) reads only the user id.
+type VehicleGrant struct {
+	SmartcarUserID string
+	Access         Secret
+}
+
 // TokenSet is one Smartcar grant's credentials. Both tokens are Secrets, so printing, logging or
 // JSON-encoding a TokenSet never shows them; Plaintext is the one way to serialise it for sealing.
 type TokenSet struct {

@@ -17,9 +17,12 @@ type ConnectOptions struct {
 	ForceApproval bool
 }
 
-// VehicleAPI is the vehicle service (Smartcar v2 with per-user OAuth tokens) in domain terms:
-// Connect, token grants, the vehicle list, lock status, lock commands and disconnect. Vehicle ids
-// are Smartcar's opaque strings; the Smartcar user id is the stable key of a grant.
+// VehicleAPI is the vehicle service (Smartcar) in domain terms: Connect, token grants, the
+// vehicle list, lock status, lock commands and disconnect. Vehicle ids are Smartcar's opaque
+// strings; the Smartcar user id is the stable key of a grant. Two generations implement it: v2
+// authenticates every vehicle call with the grant's user access token; v3 authenticates as the
+// application and names the user (UserTokens reports which). Connect, the token grants, User,
+// Vehicles and Permissions use the grant's user token in both, at link time.
 //
 // Implementations are safe for concurrent use, bound every call by a timeout of their own (on top
 // of ctx), and never put a token, a code or an upstream body into an error or a log line.
@@ -65,21 +68,28 @@ type VehicleAPI interface {
 	// Vehicles returns the ids of every vehicle the grant covers, in the upstream's order, across
 	// all pages.
 	Vehicles(ctx context.Context, access domain.Secret) ([]string, error)
+	// UserTokens reports whether the vehicle calls below (Attributes, LockStatus, Security,
+	// Disconnect) authenticate with grant.Access, which then has to be fresh (v2). When false
+	// (v3) they act as the application for grant.SmartcarUserID and ignore Access, so a
+	// connection needs no token refresh after it is linked.
+	UserTokens() bool
 	// Attributes returns a vehicle's make, model and year (needs read_vehicle_info).
-	Attributes(ctx context.Context, access domain.Secret, vehicleID string) (domain.VehicleAttributes, error)
+	Attributes(ctx context.Context, grant domain.VehicleGrant, vehicleID string) (domain.VehicleAttributes, error)
 	// Permissions returns what the owner actually granted for the vehicle, sorted, across all
 	// pages: Connect lets the owner decline optional scopes, so what was requested is not what
 	// may be used.
 	Permissions(ctx context.Context, access domain.Secret, vehicleID string) ([]domain.VehiclePermission, error)
 	// LockStatus reads the vehicle's lock state and openings (needs read_security).
-	LockStatus(ctx context.Context, access domain.Secret, vehicleID string) (domain.LockStatus, error)
+	LockStatus(ctx context.Context, grant domain.VehicleGrant, vehicleID string) (domain.LockStatus, error)
 	// Security sends LOCK or UNLOCK (needs control_security) and returns the upstream request id
 	// for the command history. Success means the upstream sent the command to the vehicle, not
 	// that the vehicle confirmed it; it may take up to five minutes. An action other than
 	// domain.SecurityLock or domain.SecurityUnlock is refused with a KindInvalid error before
-	// anything is sent.
-	Security(ctx context.Context, access domain.Secret, vehicleID string, action domain.SecurityAction) (requestID string, err error)
+	// anything is sent. An upstream that accepts a command as long-running (v3's 202) confirms
+	// it from the vehicle's reported lock state before answering success; unconfirmed it is an
+	// error with MayHaveExecuted set, never a success.
+	Security(ctx context.Context, grant domain.VehicleGrant, vehicleID string, action domain.SecurityAction) (requestID string, err error)
 	// Disconnect revokes this application's access to the vehicle at the upstream; the grant's
 	// tokens no longer reach it afterwards (domain.ErrConsentRevoked).
-	Disconnect(ctx context.Context, access domain.Secret, vehicleID string) error
+	Disconnect(ctx context.Context, grant domain.VehicleGrant, vehicleID string) error
 }

@@ -70,9 +70,15 @@ type Config struct {
 	VaultMount      string
 	VaultTransitKey string
 
-	SmartcarConnectURL     string
-	SmartcarAuthURL        string
-	SmartcarAPIURL         string
+	SmartcarConnectURL string
+	SmartcarAuthURL    string
+	SmartcarAPIURL     string
+	// SmartcarAPI is the vehicle API generation ("v2" or "v3"); v3 also needs the vehicle, IAM
+	// and Management origins (Smartcar's by default) and signs in as the application.
+	SmartcarAPI            string
+	SmartcarVehicleURL     string
+	SmartcarIAMURL         string
+	SmartcarManagementURL  string
 	SmartcarClientID       string
 	SmartcarClientSecret   domain.Secret
 	SmartcarRedirectURI    string
@@ -121,50 +127,54 @@ type Getenv func(string) string
 func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 	r := reader{get: getenv}
 	c := Config{
-		Env:                  Env(r.str("ENV", string(Development))),
-		HTTPAddr:             r.str("HTTP_ADDR", "127.0.0.1:8080"),
-		AdminAddr:            r.str("ADMIN_ADDR", "127.0.0.1:8081"),
-		LogLevel:             r.str("LOG_LEVEL", "info"),
-		LogFormat:            r.str("LOG_FORMAT", ""),
-		DatabaseURL:          domain.NewSecret(r.str("DATABASE_URL", "")),
-		AppleIssuers:         r.list("APPLE_ISSUER", []string{"https://appleid.apple.com"}),
-		AppleJWKSURL:         r.str("APPLE_JWKS_URL", ""),
-		AppleTokenURL:        r.str("APPLE_TOKEN_URL", ""),
-		AppleRevokeURL:       r.str("APPLE_REVOKE_URL", ""),
-		AppleTeamID:          r.str("APPLE_TEAM_ID", ""),
-		AppleKeyID:           r.str("APPLE_KEY_ID", ""),
-		ApplePrivateKey:      domain.NewSecret(r.str("APPLE_PRIVATE_KEY", "")),
-		AppleAudiences:       r.list("APPLE_AUDIENCES", nil),
-		DevSkipAppleVerify:   r.boolean("DEV_SKIP_APPLE_VERIFY", false),
-		SessionSigningKey:    domain.NewSecret(r.str("SESSION_SIGNING_KEY", "")),
-		SessionIdleTTL:       r.duration("SESSION_IDLE_TTL", 30*24*time.Hour),
-		SessionAbsoluteTTL:   r.duration("SESSION_ABSOLUTE_TTL", 90*24*time.Hour),
-		AccessTokenTTL:       r.duration("ACCESS_TOKEN_TTL", 15*time.Minute),
-		SessionKeyReload:     r.duration("SESSION_KEY_RELOAD", 10*time.Second),
-		KeyringFile:          r.str("KEYRING_FILE", ""),
-		VaultAddr:            r.str("VAULT_ADDR", ""),
-		VaultToken:           domain.NewSecret(r.str("VAULT_TOKEN", "")),
-		VaultRoleID:          r.str("VAULT_ROLE_ID", ""),
-		VaultSecretID:        domain.NewSecret(r.str("VAULT_SECRET_ID", "")),
-		VaultMount:           r.str("VAULT_MOUNT", "transit"),
-		VaultTransitKey:      r.str("VAULT_TRANSIT_KEY", ""),
-		SmartcarConnectURL:   r.str("SMARTCAR_CONNECT_URL", ""),
-		SmartcarAuthURL:      r.str("SMARTCAR_AUTH_URL", ""),
-		SmartcarAPIURL:       r.str("SMARTCAR_API_URL", ""),
-		SmartcarClientID:     r.str("SMARTCAR_CLIENT_ID", ""),
-		SmartcarClientSecret: domain.NewSecret(r.str("SMARTCAR_CLIENT_SECRET", "")),
-		SmartcarRedirectURI:  r.str("SMARTCAR_REDIRECT_URI", ""),
-		SmartcarMode:         r.str("SMARTCAR_MODE", ""),
-		AppReturnURL:         r.str("APP_RETURN_URL", ""),
-		CommandTTL:           r.duration("COMMAND_TTL", 30*time.Second),
-		CommandLease:         r.duration("COMMAND_LEASE", 20*time.Second),
-		CommandLockLimit:     r.integer("COMMAND_LOCK_LIMIT", 30),
-		CommandUnlockLimit:   r.integer("COMMAND_UNLOCK_LIMIT", 10),
-		CommandLimitWindow:   r.duration("COMMAND_LIMIT_WINDOW", 10*time.Minute),
-		MaxBodyBytes:         int64(r.integer("MAX_BODY_BYTES", 64<<10)),
-		TLSCertFile:          r.str("TLS_CERT_FILE", ""),
-		TLSKeyFile:           r.str("TLS_KEY_FILE", ""),
-		TrustForwardedProto:  r.boolean("TRUST_FORWARDED_PROTO", false),
+		Env:                   Env(r.str("ENV", string(Development))),
+		HTTPAddr:              r.str("HTTP_ADDR", "127.0.0.1:8080"),
+		AdminAddr:             r.str("ADMIN_ADDR", "127.0.0.1:8081"),
+		LogLevel:              r.str("LOG_LEVEL", "info"),
+		LogFormat:             r.str("LOG_FORMAT", ""),
+		DatabaseURL:           domain.NewSecret(r.str("DATABASE_URL", "")),
+		AppleIssuers:          r.list("APPLE_ISSUER", []string{"https://appleid.apple.com"}),
+		AppleJWKSURL:          r.str("APPLE_JWKS_URL", ""),
+		AppleTokenURL:         r.str("APPLE_TOKEN_URL", ""),
+		AppleRevokeURL:        r.str("APPLE_REVOKE_URL", ""),
+		AppleTeamID:           r.str("APPLE_TEAM_ID", ""),
+		AppleKeyID:            r.str("APPLE_KEY_ID", ""),
+		ApplePrivateKey:       domain.NewSecret(r.str("APPLE_PRIVATE_KEY", "")),
+		AppleAudiences:        r.list("APPLE_AUDIENCES", nil),
+		DevSkipAppleVerify:    r.boolean("DEV_SKIP_APPLE_VERIFY", false),
+		SessionSigningKey:     domain.NewSecret(r.str("SESSION_SIGNING_KEY", "")),
+		SessionIdleTTL:        r.duration("SESSION_IDLE_TTL", 30*24*time.Hour),
+		SessionAbsoluteTTL:    r.duration("SESSION_ABSOLUTE_TTL", 90*24*time.Hour),
+		AccessTokenTTL:        r.duration("ACCESS_TOKEN_TTL", 15*time.Minute),
+		SessionKeyReload:      r.duration("SESSION_KEY_RELOAD", 10*time.Second),
+		KeyringFile:           r.str("KEYRING_FILE", ""),
+		VaultAddr:             r.str("VAULT_ADDR", ""),
+		VaultToken:            domain.NewSecret(r.str("VAULT_TOKEN", "")),
+		VaultRoleID:           r.str("VAULT_ROLE_ID", ""),
+		VaultSecretID:         domain.NewSecret(r.str("VAULT_SECRET_ID", "")),
+		VaultMount:            r.str("VAULT_MOUNT", "transit"),
+		VaultTransitKey:       r.str("VAULT_TRANSIT_KEY", ""),
+		SmartcarConnectURL:    r.str("SMARTCAR_CONNECT_URL", ""),
+		SmartcarAuthURL:       r.str("SMARTCAR_AUTH_URL", ""),
+		SmartcarAPIURL:        r.str("SMARTCAR_API_URL", ""),
+		SmartcarAPI:           r.str("SMARTCAR_API", "v2"),
+		SmartcarVehicleURL:    r.str("SMARTCAR_VEHICLE_URL", ""),
+		SmartcarIAMURL:        r.str("SMARTCAR_IAM_URL", ""),
+		SmartcarManagementURL: r.str("SMARTCAR_MANAGEMENT_URL", ""),
+		SmartcarClientID:      r.str("SMARTCAR_CLIENT_ID", ""),
+		SmartcarClientSecret:  domain.NewSecret(r.str("SMARTCAR_CLIENT_SECRET", "")),
+		SmartcarRedirectURI:   r.str("SMARTCAR_REDIRECT_URI", ""),
+		SmartcarMode:          r.str("SMARTCAR_MODE", ""),
+		AppReturnURL:          r.str("APP_RETURN_URL", ""),
+		CommandTTL:            r.duration("COMMAND_TTL", 30*time.Second),
+		CommandLease:          r.duration("COMMAND_LEASE", 20*time.Second),
+		CommandLockLimit:      r.integer("COMMAND_LOCK_LIMIT", 30),
+		CommandUnlockLimit:    r.integer("COMMAND_UNLOCK_LIMIT", 10),
+		CommandLimitWindow:    r.duration("COMMAND_LIMIT_WINDOW", 10*time.Minute),
+		MaxBodyBytes:          int64(r.integer("MAX_BODY_BYTES", 64<<10)),
+		TLSCertFile:           r.str("TLS_CERT_FILE", ""),
+		TLSKeyFile:            r.str("TLS_KEY_FILE", ""),
+		TrustForwardedProto:   r.boolean("TRUST_FORWARDED_PROTO", false),
 		// SHUTDOWN_GRACE_PERIOD is the first wave's name of SHUTDOWN_GRACE, still read.
 		ShutdownGrace:  r.duration("SHUTDOWN_GRACE", r.duration("SHUTDOWN_GRACE_PERIOD", 20*time.Second)),
 		RequestTimeout: r.duration("REQUEST_TIMEOUT", 10*time.Second),
@@ -240,6 +250,7 @@ func (c *Config) applyDevelopmentDefaults(genKey func() domain.Secret) {
 	if c.Simulators && c.SmartcarAPIURL == "" {
 		base := "http://" + c.HTTPAddr + "/sim/smartcar"
 		c.SmartcarConnectURL, c.SmartcarAuthURL, c.SmartcarAPIURL = base, base, base
+		c.SmartcarVehicleURL, c.SmartcarIAMURL, c.SmartcarManagementURL = base, base, base
 		if c.SmartcarClientID == "" {
 			c.SmartcarClientID, c.SmartcarClientSecret = DevSmartcarClientID, domain.NewSecret(DevSmartcarClientSecret)
 		}
@@ -337,6 +348,15 @@ func (c Config) Validate() error {
 	default:
 		add("BETTERKEY_SMARTCAR_MODE must be live, test or simulated")
 	}
+	switch c.SmartcarAPI {
+	case "v2":
+	case "v3":
+		if len(c.SmartcarWebhookSecrets) == 0 {
+			add("BETTERKEY_SMARTCAR_API=v3 needs BETTERKEY_SMARTCAR_WEBHOOK_SECRETS: its first, the Application Management Token, disconnects vehicles")
+		}
+	default:
+		add("BETTERKEY_SMARTCAR_API must be v2 or v3")
+	}
 	if u, err := url.Parse(c.AppReturnURL); err != nil || u.Scheme == "" {
 		add("BETTERKEY_APP_RETURN_URL must be an absolute URL (an app scheme or https)")
 	}
@@ -413,7 +433,9 @@ func (c Config) validateDeployed() []error {
 		{"BETTERKEY_APPLE_JWKS_URL", c.AppleJWKSURL}, {"BETTERKEY_APPLE_TOKEN_URL", c.AppleTokenURL},
 		{"BETTERKEY_APPLE_REVOKE_URL", c.AppleRevokeURL},
 		{"BETTERKEY_SMARTCAR_CONNECT_URL", c.SmartcarConnectURL}, {"BETTERKEY_SMARTCAR_AUTH_URL", c.SmartcarAuthURL},
-		{"BETTERKEY_SMARTCAR_API_URL", c.SmartcarAPIURL}, {"BETTERKEY_VAULT_ADDR", c.VaultAddr},
+		{"BETTERKEY_SMARTCAR_API_URL", c.SmartcarAPIURL}, {"BETTERKEY_SMARTCAR_VEHICLE_URL", c.SmartcarVehicleURL},
+		{"BETTERKEY_SMARTCAR_IAM_URL", c.SmartcarIAMURL}, {"BETTERKEY_SMARTCAR_MANAGEMENT_URL", c.SmartcarManagementURL},
+		{"BETTERKEY_VAULT_ADDR", c.VaultAddr},
 	} {
 		if p, err := url.Parse(u.raw); u.raw != "" && (err != nil || p.Scheme != "https") {
 			add(u.name + " must be https outside development")
@@ -469,6 +491,10 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_VAULT_TOKEN", c.VaultToken)
 	line("BETTERKEY_VAULT_TRANSIT_KEY", c.VaultTransitKey)
 	line("BETTERKEY_SMARTCAR_API_URL", c.SmartcarAPIURL)
+	line("BETTERKEY_SMARTCAR_API", c.SmartcarAPI)
+	line("BETTERKEY_SMARTCAR_VEHICLE_URL", c.SmartcarVehicleURL)
+	line("BETTERKEY_SMARTCAR_IAM_URL", c.SmartcarIAMURL)
+	line("BETTERKEY_SMARTCAR_MANAGEMENT_URL", c.SmartcarManagementURL)
 	line("BETTERKEY_SMARTCAR_CLIENT_ID", c.SmartcarClientID)
 	line("BETTERKEY_SMARTCAR_CLIENT_SECRET", c.SmartcarClientSecret)
 	line("BETTERKEY_SMARTCAR_REDIRECT_URI", c.SmartcarRedirectURI)

@@ -25,6 +25,9 @@ type VehicleAPIOptions struct {
 	// RefreshGrace is how long a used refresh token keeps working (default
 	// domain.VehicleRefreshGrace).
 	RefreshGrace time.Duration
+	// ApplicationAuth makes the vehicle calls act as the application for the grant's Smartcar
+	// user, as Smartcar v3 does, instead of checking the user access token (v2).
+	ApplicationAuth bool
 }
 
 // VehicleCondition is a fake car's situation, as in the simulator.
@@ -384,6 +387,30 @@ func (f *VehicleAPI) begin(c VehicleCall, op string, access domain.Secret, effec
 	return t.grant, nil
 }
 
+// UserTokens implements ports.VehicleAPI.
+func (f *VehicleAPI) UserTokens() bool { return !f.opts.ApplicationAuth }
+
+// beginVehicle checks a vehicle call's credentials, as the user's access token (v2) or as the
+// application acting for the Smartcar user (v3), whose newest live grant covering the vehicle
+// applies; f.mu is held.
+func (f *VehicleAPI) beginVehicle(c VehicleCall, op string, gr domain.VehicleGrant, vehicleID string, effectful bool) (*fakeGrant, error) {
+	if !f.opts.ApplicationAuth {
+		return f.begin(c, op, gr.Access, effectful)
+	}
+	if gr.SmartcarUserID == "" {
+		return nil, domain.Invalid("smartcar user id", "must not be empty")
+	}
+	if err := f.injected(c, op, effectful); err != nil {
+		return nil, err
+	}
+	for _, g := range slices.Backward(f.grants) {
+		if g.userID == gr.SmartcarUserID && !g.revoked && slices.Contains(g.vehicles, vehicleID) {
+			return g, nil
+		}
+	}
+	return nil, upstream(op, 403, "PERMISSION", "", domain.ErrConsentRevoked, false)
+}
+
 // car resolves a vehicle for g as the simulator does: permission, then rate limit, then the
 // car's condition (reads refuse asleep and unreachable, commands also driving); f.mu is held.
 func (f *VehicleAPI) car(op string, g *fakeGrant, id string, perm domain.VehiclePermission, condition bool, command bool) (*fakeCar, error) {
@@ -433,10 +460,10 @@ func (f *VehicleAPI) Vehicles(ctx context.Context, access domain.Secret) ([]stri
 }
 
 // Attributes implements ports.VehicleAPI.
-func (f *VehicleAPI) Attributes(ctx context.Context, access domain.Secret, vehicleID string) (domain.VehicleAttributes, error) {
+func (f *VehicleAPI) Attributes(ctx context.Context, grant domain.VehicleGrant, vehicleID string) (domain.VehicleAttributes, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	g, err := f.begin(CallAttributes, opAttributes, access, false)
+	g, err := f.beginVehicle(CallAttributes, opAttributes, grant, vehicleID, false)
 	if err != nil {
 		return domain.VehicleAttributes{}, err
 	}
@@ -467,10 +494,10 @@ func (f *VehicleAPI) Permissions(ctx context.Context, access domain.Secret, vehi
 }
 
 // LockStatus implements ports.VehicleAPI.
-func (f *VehicleAPI) LockStatus(ctx context.Context, access domain.Secret, vehicleID string) (domain.LockStatus, error) {
+func (f *VehicleAPI) LockStatus(ctx context.Context, grant domain.VehicleGrant, vehicleID string) (domain.LockStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	g, err := f.begin(CallLockStatus, opLockStatus, access, false)
+	g, err := f.beginVehicle(CallLockStatus, opLockStatus, grant, vehicleID, false)
 	if err != nil {
 		return domain.LockStatus{}, err
 	}
@@ -483,12 +510,12 @@ func (f *VehicleAPI) LockStatus(ctx context.Context, access domain.Secret, vehic
 }
 
 // Security implements ports.VehicleAPI.
-func (f *VehicleAPI) Security(ctx context.Context, access domain.Secret, vehicleID string, action domain.SecurityAction) (string, error) {
+func (f *VehicleAPI) Security(ctx context.Context, grant domain.VehicleGrant, vehicleID string, action domain.SecurityAction) (string, error) {
 	if !action.Valid() {
 		return "", domain.Invalid("action", "must be LOCK or UNLOCK")
 	}
 	f.mu.Lock()
-	g, err := f.begin(CallSecurity, opSecurity, access, true)
+	g, err := f.beginVehicle(CallSecurity, opSecurity, grant, vehicleID, true)
 	var v *fakeCar
 	if err == nil {
 		v, err = f.car(opSecurity, g, vehicleID, domain.PermissionControlSecurity, true, true)
@@ -512,10 +539,10 @@ func (f *VehicleAPI) Security(ctx context.Context, access domain.Secret, vehicle
 }
 
 // Disconnect implements ports.VehicleAPI.
-func (f *VehicleAPI) Disconnect(ctx context.Context, access domain.Secret, vehicleID string) error {
+func (f *VehicleAPI) Disconnect(ctx context.Context, grant domain.VehicleGrant, vehicleID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	g, err := f.begin(CallDisconnect, opDisconnect, access, true)
+	g, err := f.beginVehicle(CallDisconnect, opDisconnect, grant, vehicleID, true)
 	if err != nil {
 		return err
 	}

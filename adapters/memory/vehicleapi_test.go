@@ -78,9 +78,13 @@ func (c fakeControl) Car(t *testing.T, id string) (bool, int) {
 func (c fakeControl) RefreshGrace() time.Duration { return domain.VehicleRefreshGrace }
 
 func TestVehicleAPIContract(t *testing.T) {
-	contract.VehicleAPI(t, func(*testing.T) (ports.VehicleAPI, contract.VehicleAPIControl) {
-		clock := &vehicleClock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
-		f := memory.NewVehicleAPI(memory.VehicleAPIOptions{Now: clock.Now})
-		return f, fakeControl{vehicleClock: clock, f: f}
-	})
+	for name, appAuth := range map[string]bool{"UserTokens": false, "ApplicationAuth": true} {
+		t.Run(name, func(t *testing.T) {
+			contract.VehicleAPI(t, func(*testing.T) (ports.VehicleAPI, contract.VehicleAPIControl) {
+				clock := &vehicleClock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+				f := memory.NewVehicleAPI(memory.VehicleAPIOptions{Now: clock.Now, ApplicationAuth: appAuth})
+				return f, fakeControl{vehicleClock: clock, f: f}
+			})
+		})
+	}
 }

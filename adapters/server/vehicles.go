@@ -12,11 +12,17 @@ import (
 )
 
 func newVehicleAPI(cfg config.Config, tp trace.TracerProvider) (ports.VehicleAPI, error) {
-	return smartcar.New(smartcar.Config{
+	sc := smartcar.Config{
 		ConnectURL: cfg.SmartcarConnectURL, AuthURL: cfg.SmartcarAuthURL, APIURL: cfg.SmartcarAPIURL,
+		VehicleURL: cfg.SmartcarVehicleURL, IAMURL: cfg.SmartcarIAMURL, ManagementURL: cfg.SmartcarManagementURL,
+		API:      smartcar.API(cfg.SmartcarAPI),
 		ClientID: cfg.SmartcarClientID, ClientSecret: cfg.SmartcarClientSecret, RedirectURI: cfg.SmartcarRedirectURI,
 		Mode: smartcar.Mode(cfg.SmartcarMode),
-	}, tracedClient(tp))
+	}
+	if len(cfg.SmartcarWebhookSecrets) > 0 { // the Application Management Token signs webhooks too
+		sc.ManagementToken = cfg.SmartcarWebhookSecrets[0]
+	}
+	return smartcar.NewAPI(sc, tracedClient(tp))
 }
 
 func newVehicleLink(states ports.ConnectStateStore, conns ports.ConnectionStore, api ports.VehicleAPI, c ports.TokenCipher, reg *prometheus.Registry) (*vehiclelink.Service, error) {

@@ -101,14 +101,14 @@ func TestAPIErrorClassification(t *testing.T) {
 			if want.RequestID == "" && tc.header != nil {
 				want.RequestID = "hdr-request-id"
 			}
-			_, err := c.Security(t.Context(), access, "veh-1", domain.SecurityLock)
+			_, err := c.Security(t.Context(), domain.VehicleGrant{Access: access}, "veh-1", domain.SecurityLock)
 			if diff := cmp.Diff(outcomeOf(t, err), want); diff != "" {
 				t.Errorf("command (-got +want):\n%s", diff)
 			}
 			if strings.Contains(err.Error(), "CANARY") || strings.Contains(err.Error(), "secret-echo") {
 				t.Errorf("error text carries the upstream body or a token: %v", err)
 			}
-			_, err = c.LockStatus(t.Context(), access, "veh-1")
+			_, err = c.LockStatus(t.Context(), domain.VehicleGrant{Access: access}, "veh-1")
 			want.Maybe = false
 			if diff := cmp.Diff(outcomeOf(t, err), want); diff != "" {
 				t.Errorf("read (-got +want):\n%s", diff)
@@ -120,7 +120,7 @@ func TestAPIErrorClassification(t *testing.T) {
 func TestRetryAfterAsHTTPDate(t *testing.T) {
 	at := time.Now().Add(3 * time.Minute).UTC().Format(http.TimeFormat)
 	c := newClient(t, canned(t, 429, map[string]string{"Retry-After": at}, v2("RATE_LIMIT", "VEHICLE", 429)), nil)
-	_, err := c.LockStatus(t.Context(), domain.NewSecret("a"), "v")
+	_, err := c.LockStatus(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v")
 	if d := outcomeOf(t, err).RetryAfter; d < 2*time.Minute || d > 3*time.Minute {
 		t.Errorf("RetryAfter = %v, want about 3m", d)
 	}
@@ -187,11 +187,11 @@ func TestMalformedSuccessAnswers(t *testing.T) {
 			return err
 		}},
 		{"attributes of another vehicle", `{"id":"other","make":"TESLA","model":"S","year":2014}`, func(c *smartcar.Client) error {
-			_, err := c.Attributes(t.Context(), domain.NewSecret("a"), "v")
+			_, err := c.Attributes(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v")
 			return err
 		}},
 		{"command reported failed", `{"status":"FAILED"}`, func(c *smartcar.Client) error {
-			_, err := c.Security(t.Context(), domain.NewSecret("a"), "v", domain.SecurityLock)
+			_, err := c.Security(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v", domain.SecurityLock)
 			return err
 		}},
 	} {

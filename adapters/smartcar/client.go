@@ -1,5 +1,7 @@
-// Package smartcar is the Smartcar v2 client behind ports.VehicleAPI: Connect URLs, the OAuth
-// token endpoint and the vehicle API over net/http. It is the only place that knows Smartcar's
+// Package smartcar is the Smartcar client behind ports.VehicleAPI: Connect URLs, the OAuth
+// token endpoint and the vehicle API over net/http, in two generations: Client speaks v2 (the
+// owner's OAuth token on every call), V3 speaks v3 (an application token and the owner's
+// Smartcar user id). It is the only place that knows Smartcar's
 // URLs, JSON shapes and error table (shared/reference/smartcar-api.md); callers see domain types
 // and *domain.UpstreamError.
 package smartcar
@@ -51,8 +53,9 @@ func New(cfg Config, httpClient *http.Client) (*Client, error) {
 	return &Client{cfg: cfg.WithDefaults(), http: &hc, now: time.Now}, nil
 }
 
-// NewFromConfig builds a client with its own HTTP client, for wiring that has no shared one.
-func NewFromConfig(cfg Config) (*Client, error) { return New(cfg, nil) }
+// NewFromConfig builds the client of cfg.API (NewAPI) with its own HTTP client, for wiring that
+// has no shared one.
+func NewFromConfig(cfg Config) (ports.VehicleAPI, error) { return NewAPI(cfg, nil) }
 
 // errOffHostRedirect refuses a redirect that would carry our credentials to another host.
 var errOffHostRedirect = errors.New("follow redirect: refusing to leave the original host")
@@ -74,17 +77,22 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 
 // call describes one outbound request.
 type call struct {
-	op        string // names the call in errors and logs
-	method    string
-	url       string
-	body      []byte
-	form      bool          // body is a form, authenticated with the client's Basic credentials
-	bearer    domain.Secret // for vehicle API calls
-	timeout   time.Duration
-	maxBody   int64
-	effectful bool // the call changes something upstream (MayHaveExecuted applies)
-	oauth     bool // errors come in the OAuth shape
-	refresh   bool // an OAuth refresh_token grant
+	op       string // names the call in errors and logs
+	method   string
+	url      string
+	body     []byte
+	form     bool          // body is a form, authenticated with the client's Basic credentials
+	bodyAuth bool          // the form carries the client credentials itself (client_credentials)
+	bearer   domain.Secret // for vehicle API calls
+	userID   string        // the Smartcar user a v3 call acts for (sc-user-id)
+	// management authenticates with the Application Management Token (Basic "default:" + AMT).
+	management bool
+	timeout    time.Duration
+	maxBody    int64
+	effectful  bool // the call changes something upstream (MayHaveExecuted applies)
+	oauth      bool // errors come in the OAuth shape
+	refresh    bool // an OAuth refresh_token grant
+	appToken   bool // the client_credentials grant of the v3 application token
 	// bodyOptional marks calls whose 2xx status alone is the answer, so a lost or oversized body
 	// does not turn a sent command into an error.
 	bodyOptional bool
@@ -164,9 +172,16 @@ func (c *Client) newRequest(ctx context.Context, k call) (*http.Request, error) 
 	switch {
 	case k.form:
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(c.cfg.ClientID, c.cfg.ClientSecret.Reveal())
+		if !k.bodyAuth {
+			req.SetBasicAuth(c.cfg.ClientID, c.cfg.ClientSecret.Reveal())
+		}
+	case k.management:
+		req.SetBasicAuth("default", c.cfg.ManagementToken.Reveal())
 	default:
 		req.Header.Set("Authorization", "Bearer "+k.bearer.Reveal())
+		if k.userID != "" {
+			req.Header.Set("sc-user-id", k.userID)
+		}
 		req.Header.Set("SC-Unit-System", "metric")
 		if k.body != nil {
 			req.Header.Set("Content-Type", "application/json")

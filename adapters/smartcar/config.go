@@ -16,7 +16,26 @@ const (
 	DefaultConnectURL = "https://connect.smartcar.com"
 	DefaultAuthURL    = "https://auth.smartcar.com"
 	DefaultAPIURL     = "https://api.smartcar.com"
+	// API v3 (reference §0, §2.4): the vehicle API, the application token endpoint and the
+	// Management API.
+	DefaultVehicleURL    = "https://vehicle.api.smartcar.com"
+	DefaultIAMURL        = "https://iam.smartcar.com"
+	DefaultManagementURL = "https://management.smartcar.com"
 )
+
+// API names the generation of Smartcar's vehicle API the service speaks.
+type API string
+
+// The generations: v2 authenticates each vehicle call with the owner's OAuth token; v3 with one
+// application token (client credentials) and the owner's Smartcar user id.
+const (
+	APIv2 API = "v2"
+	APIv3 API = "v3"
+)
+
+// DefaultConfirmInterval is how often a long-running v3 command's effect is looked for in the
+// vehicle's lock signal.
+const DefaultConfirmInterval = 2 * time.Second
 
 // Timeout defaults and bounds. Token grants are quick; reads go through to the car maker; a
 // command may take Smartcar up to 300 s, and the SDKs wait 310 s so a late answer still lands.
@@ -58,6 +77,19 @@ type Config struct {
 	ConnectURL string
 	AuthURL    string
 	APIURL     string
+	// VehicleURL, IAMURL and ManagementURL are the origins of the v3 vehicle API, the
+	// application token endpoint and the Management API (v3 only).
+	VehicleURL    string
+	IAMURL        string
+	ManagementURL string
+	// API is the vehicle API generation (default v2).
+	API API
+	// ManagementToken is the Application Management Token; v3 disconnects a vehicle through the
+	// Management API with it. It is the key webhooks are signed with.
+	ManagementToken domain.Secret
+	// ConfirmInterval is how often a long-running v3 command is checked (default
+	// DefaultConfirmInterval).
+	ConfirmInterval time.Duration
 	// ClientID and ClientSecret are the application's credentials from the Smartcar Dashboard.
 	ClientID     string
 	ClientSecret domain.Secret
@@ -78,6 +110,15 @@ func (c Config) WithDefaults() Config {
 	c.ConnectURL = strings.TrimRight(orDefault(c.ConnectURL, DefaultConnectURL), "/")
 	c.AuthURL = strings.TrimRight(orDefault(c.AuthURL, DefaultAuthURL), "/")
 	c.APIURL = strings.TrimRight(orDefault(c.APIURL, DefaultAPIURL), "/")
+	c.VehicleURL = strings.TrimRight(orDefault(c.VehicleURL, DefaultVehicleURL), "/")
+	c.IAMURL = strings.TrimRight(orDefault(c.IAMURL, DefaultIAMURL), "/")
+	c.ManagementURL = strings.TrimRight(orDefault(c.ManagementURL, DefaultManagementURL), "/")
+	if c.API == "" {
+		c.API = APIv2
+	}
+	if c.ConfirmInterval <= 0 {
+		c.ConfirmInterval = DefaultConfirmInterval
+	}
 	if c.Mode == "" {
 		c.Mode = ModeLive
 	}
@@ -111,7 +152,10 @@ func orDefault(v, d string) string {
 func (c Config) Validate() error {
 	c = c.WithDefaults()
 	var errs []error
-	for _, o := range []struct{ name, v string }{{"connect url", c.ConnectURL}, {"auth url", c.AuthURL}, {"api url", c.APIURL}} {
+	for _, o := range []struct{ name, v string }{
+		{"connect url", c.ConnectURL}, {"auth url", c.AuthURL}, {"api url", c.APIURL},
+		{"vehicle url", c.VehicleURL}, {"iam url", c.IAMURL}, {"management url", c.ManagementURL},
+	} {
 		u, err := url.Parse(o.v)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
 			errs = append(errs, fmt.Errorf("%s must be an absolute http or https origin", o.name))
@@ -125,6 +169,15 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.RedirectURI); err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") || u.Fragment != "" {
 		errs = append(errs, errors.New("redirect uri must be an absolute uri without a fragment"))
+	}
+	switch c.API {
+	case APIv2:
+	case APIv3:
+		if c.ManagementToken.Empty() {
+			errs = append(errs, errors.New("the management token is required for api v3"))
+		}
+	default:
+		errs = append(errs, errors.New("api must be v2 or v3"))
 	}
 	switch c.Mode {
 	case ModeLive, ModeTest, ModeSimulated:

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/betterkey/backend/adapters/smartcar"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
@@ -121,8 +122,12 @@ func (c simControl) Car(t *testing.T, id string) (bool, int) {
 func (c simControl) RefreshGrace() time.Duration { return smartcarsim.DefaultRefreshGrace }
 
 func TestVehicleAPIContractAgainstSimulator(t *testing.T) {
-	contract.VehicleAPI(t, func(t *testing.T) (ports.VehicleAPI, contract.VehicleAPIControl) {
-		env := newSimEnv(t)
-		return env.client, simControl{Clock: env.clock, env: env}
-	})
+	for _, api := range []smartcar.API{smartcar.APIv2, smartcar.APIv3} {
+		t.Run(string(api), func(t *testing.T) {
+			contract.VehicleAPI(t, func(t *testing.T) (ports.VehicleAPI, contract.VehicleAPIControl) {
+				env := newSimEnvAPI(t, api)
+				return env.api, simControl{Clock: env.clock, env: env}
+			})
+		})
+	}
 }

@@ -145,6 +145,9 @@ func oauthClass(k call, oauthErr string, status int) class {
 	if status >= 500 || status == http.StatusTooManyRequests {
 		return statusClass(status)
 	}
+	if k.appToken { // no user grant is involved: any refusal is about our own credentials
+		return class{err: domain.ErrUpstreamRejected}
+	}
 	switch oauthErr {
 	case "invalid_client", "unauthorized_client", "unsupported_grant_type", "invalid_scope":
 		return class{err: domain.ErrUpstreamRejected}

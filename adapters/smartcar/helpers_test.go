@@ -9,6 +9,7 @@ import (
 	"github.com/betterkey/backend/adapters/smartcar"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/domain"
+	"github.com/betterkey/backend/ports"
 	"github.com/betterkey/backend/test/fakeclock"
 )
 
@@ -22,12 +23,14 @@ var start = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 type simEnv struct {
 	sim    *smartcarsim.Simulator
 	client *smartcar.Client
+	api    ports.VehicleAPI // client, or the v3 client built on it
 	clock  *fakeclock.Clock
 	base   string
 	srv    *httptest.Server
 }
 
-func newSimEnv(t *testing.T) *simEnv {
+// newSimEnvAPI starts the simulator and an adapter of the given API generation talking to it.
+func newSimEnvAPI(t *testing.T, api smartcar.API) *simEnv {
 	t.Helper()
 	clock := fakeclock.New(start)
 	sim, err := smartcarsim.New(smartcarsim.Options{RedirectURIs: []string{redirectURI}, Now: clock.Now})
@@ -40,16 +43,27 @@ func newSimEnv(t *testing.T) *simEnv {
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close) // runs first: releases hanging requests
 	base := srv.URL + "/smartcar"
-	c, err := smartcar.New(smartcar.Config{
-		ConnectURL: base, AuthURL: base, APIURL: base,
+	cfg := smartcar.Config{
+		ConnectURL: base, AuthURL: base, APIURL: base, VehicleURL: base, IAMURL: base, ManagementURL: base,
 		ClientID: sim.ClientID(), ClientSecret: domain.NewSecret(sim.ClientSecret()),
 		RedirectURI: redirectURI, Mode: smartcar.ModeTest,
-	}, srv.Client())
+		API: api, ManagementToken: domain.NewSecret(sim.ManagementToken()), ConfirmInterval: time.Millisecond,
+	}
+	c, err := smartcar.New(cfg, srv.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
 	smartcar.SetNow(c, clock.Now)
-	return &simEnv{sim: sim, client: c, clock: clock, base: base, srv: srv}
+	env := &simEnv{sim: sim, client: c, api: c, clock: clock, base: base, srv: srv}
+	if api == smartcar.APIv3 {
+		v3, err := smartcar.NewV3(cfg, srv.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		smartcar.SetNow(v3.Client, clock.Now)
+		env.api = v3
+	}
+	return env
 }
 
 // newClient builds an adapter for an arbitrary upstream (a handcrafted test server).

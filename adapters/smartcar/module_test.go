@@ -1,6 +1,7 @@
 package smartcar_test
 
 import (
+	"fmt"
 	"testing"
 
 	"go.uber.org/fx"
@@ -11,17 +12,20 @@ import (
 )
 
 func TestModuleProvidesVehicleAPI(t *testing.T) {
-	var v ports.VehicleAPI
-	app := fx.New(
-		fx.NopLogger,
-		fx.Supply(smartcar.Config{ClientID: "id", ClientSecret: domain.NewSecret("s"), RedirectURI: redirectURI}),
-		smartcar.Module,
-		fx.Populate(&v),
-	)
-	if err := app.Err(); err != nil {
-		t.Fatalf("fx app: %v", err)
-	}
-	if _, ok := v.(*smartcar.Client); !ok {
-		t.Fatalf("provided %T, want *smartcar.Client", v)
+	for api, want := range map[smartcar.API]string{"": "*smartcar.Client", smartcar.APIv2: "*smartcar.Client", smartcar.APIv3: "*smartcar.V3"} {
+		var v ports.VehicleAPI
+		app := fx.New(
+			fx.NopLogger,
+			fx.Supply(smartcar.Config{ClientID: "id", ClientSecret: domain.NewSecret("s"), RedirectURI: redirectURI,
+				API: api, ManagementToken: domain.NewSecret("amt")}),
+			smartcar.Module,
+			fx.Populate(&v),
+		)
+		if err := app.Err(); err != nil {
+			t.Fatalf("fx app: %v", err)
+		}
+		if got := fmt.Sprintf("%T", v); got != want {
+			t.Errorf("API %q: provided %s, want %s", api, got, want)
+		}
 	}
 }

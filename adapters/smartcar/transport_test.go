@@ -41,7 +41,7 @@ func TestCommandWithoutAnswerMayHaveExecuted(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Security(ctx, domain.NewSecret("a"), "veh", domain.SecurityUnlock)
+		_, err := c.Security(ctx, domain.VehicleGrant{Access: domain.NewSecret("a")}, "veh", domain.SecurityUnlock)
 		done <- err
 	}()
 	<-got
@@ -58,7 +58,7 @@ func TestCommandWithoutAnswerMayHaveExecuted(t *testing.T) {
 func TestCommandTimeoutFromConfig(t *testing.T) {
 	base, got := hangAfterRead(t)
 	c := newClient(t, base, func(cfg *smartcar.Config) { cfg.Timeouts.Command = 50 * time.Millisecond })
-	_, err := c.Security(t.Context(), domain.NewSecret("a"), "veh", domain.SecurityLock)
+	_, err := c.Security(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "veh", domain.SecurityLock)
 	<-got
 	if !errors.Is(err, context.DeadlineExceeded) || !domain.AsUpstream(err).MayHaveExecuted() {
 		t.Errorf("err = %v, want a deadline that may have executed", err)
@@ -70,7 +70,7 @@ func TestReadWithoutAnswerNeverMayHaveExecuted(t *testing.T) {
 	c := newClient(t, base, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { <-got; cancel() }()
-	_, err := c.LockStatus(ctx, domain.NewSecret("a"), "veh")
+	_, err := c.LockStatus(ctx, domain.VehicleGrant{Access: domain.NewSecret("a")}, "veh")
 	if diff := cmp.Diff(outcomeOf(t, err), outcome{Err: "UPSTREAM_TIMEOUT", Temporary: true}); diff != "" {
 		t.Errorf("(-got +want):\n%s", diff)
 	}
@@ -86,7 +86,7 @@ func TestResetAfterSendMayHaveExecuted(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	c := newClient(t, srv.URL, nil)
-	_, err := c.Security(t.Context(), domain.NewSecret("a"), "veh", domain.SecurityUnlock)
+	_, err := c.Security(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "veh", domain.SecurityUnlock)
 	if diff := cmp.Diff(outcomeOf(t, err), outcome{Err: "UPSTREAM_UNAVAILABLE", Temporary: true, Maybe: true}); diff != "" {
 		t.Errorf("(-got +want):\n%s", diff)
 	}
@@ -100,7 +100,7 @@ func TestRefusedConnectionWasNotExecuted(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 	_ = ln.Close()
 	c := newClient(t, base, nil)
-	_, err = c.Security(t.Context(), domain.NewSecret("a"), "veh", domain.SecurityUnlock)
+	_, err = c.Security(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "veh", domain.SecurityUnlock)
 	if diff := cmp.Diff(outcomeOf(t, err), outcome{Err: "UPSTREAM_UNAVAILABLE", Temporary: true}); diff != "" {
 		t.Errorf("command (-got +want):\n%s", diff)
 	}
@@ -122,11 +122,11 @@ func TestBoundedBodies(t *testing.T) {
 	if _, err := c.Refresh(t.Context(), domain.NewSecret("r")); !errors.Is(err, domain.ErrUpstreamUnavailable) {
 		t.Errorf("Refresh with a 1 MiB answer = %v, want UPSTREAM_UNAVAILABLE", err)
 	}
-	if _, err := c.Security(t.Context(), domain.NewSecret("a"), "v", domain.SecurityLock); err != nil {
+	if _, err := c.Security(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v", domain.SecurityLock); err != nil {
 		t.Errorf("a 200 to a command is success whatever the body: %v", err)
 	}
 	c = newClient(t, canned(t, 409, nil, huge), nil)
-	if _, err := c.LockStatus(t.Context(), domain.NewSecret("a"), "v"); !errors.Is(err, domain.ErrVehicleNotReady) {
+	if _, err := c.LockStatus(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v"); !errors.Is(err, domain.ErrVehicleNotReady) {
 		t.Errorf("409 with a 1 MiB body = %v, want classification by status", err)
 	}
 }
@@ -158,10 +158,10 @@ func TestRedirects(t *testing.T) {
 	if !errors.Is(err, domain.ErrUpstreamRejected) || elsewhere.Load() != 0 {
 		t.Errorf("off-host redirect: err %v, %d requests reached the other host", err, elsewhere.Load())
 	}
-	if st, err := c.LockStatus(t.Context(), domain.NewSecret("a"), "v"); err != nil || st.Locked == nil {
+	if st, err := c.LockStatus(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v"); err != nil || st.Locked == nil {
 		t.Errorf("same-host redirect of a read: %+v, %v", st, err)
 	}
-	_, err = c.Security(t.Context(), domain.NewSecret("a"), "v", domain.SecurityUnlock)
+	_, err = c.Security(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v", domain.SecurityUnlock)
 	if diff := cmp.Diff(outcomeOf(t, err), outcome{Err: "UPSTREAM_REJECTED", Status: 307}); diff != "" {
 		t.Errorf("redirected command is not replayed (-got +want):\n%s", diff)
 	}
@@ -230,11 +230,11 @@ func TestAPIRequests(t *testing.T) {
 	base, seen := recorder(t, `{"status":"success"}`)
 	c := newClient(t, base, nil)
 	access := domain.NewSecret("acc-token")
-	id, err := c.Security(t.Context(), access, "sc4a1b/01", domain.SecurityLock)
+	id, err := c.Security(t.Context(), domain.VehicleGrant{Access: access}, "sc4a1b/01", domain.SecurityLock)
 	if err != nil || id != "req-1" {
 		t.Fatalf("Security = %q, %v", id, err)
 	}
-	if err := c.Disconnect(t.Context(), access, "veh"); err != nil {
+	if err := c.Disconnect(t.Context(), domain.VehicleGrant{Access: access}, "veh"); err != nil {
 		t.Fatal(err)
 	}
 	want := []recorded{
@@ -252,14 +252,20 @@ func TestInvalidInputIsNeverSent(t *testing.T) {
 	c := newClient(t, base, nil)
 	a := domain.NewSecret("a")
 	for name, err := range map[string]error{
-		"action":       func() error { _, err := c.Security(t.Context(), a, "v", "HONK"); return err }(),
-		"vehicle":      func() error { _, err := c.LockStatus(t.Context(), a, ""); return err }(),
-		"access":       func() error { _, err := c.Vehicles(t.Context(), domain.Secret{}); return err }(),
-		"code":         func() error { _, err := c.ExchangeCode(t.Context(), domain.Secret{}); return err }(),
-		"disconnect":   c.Disconnect(t.Context(), a, ""),
-		"refresh":      func() error { _, err := c.Refresh(t.Context(), domain.Secret{}); return err }(),
-		"attributes":   func() error { _, err := c.Attributes(t.Context(), a, ""); return err }(),
-		"command user": func() error { _, err := c.Security(t.Context(), domain.Secret{}, "v", domain.SecurityLock); return err }(),
+		"action": func() error {
+			_, err := c.Security(t.Context(), domain.VehicleGrant{Access: a}, "v", "HONK")
+			return err
+		}(),
+		"vehicle":    func() error { _, err := c.LockStatus(t.Context(), domain.VehicleGrant{Access: a}, ""); return err }(),
+		"access":     func() error { _, err := c.Vehicles(t.Context(), domain.Secret{}); return err }(),
+		"code":       func() error { _, err := c.ExchangeCode(t.Context(), domain.Secret{}); return err }(),
+		"disconnect": c.Disconnect(t.Context(), domain.VehicleGrant{Access: a}, ""),
+		"refresh":    func() error { _, err := c.Refresh(t.Context(), domain.Secret{}); return err }(),
+		"attributes": func() error { _, err := c.Attributes(t.Context(), domain.VehicleGrant{Access: a}, ""); return err }(),
+		"command user": func() error {
+			_, err := c.Security(t.Context(), domain.VehicleGrant{Access: domain.Secret{}}, "v", domain.SecurityLock)
+			return err
+		}(),
 	} {
 		if domain.KindOf(err) != domain.KindInvalid {
 			t.Errorf("%s: %v, want KindInvalid", name, err)
@@ -302,7 +308,7 @@ func TestVehiclesPaging(t *testing.T) {
 func TestLockStatusTimes(t *testing.T) {
 	body := `{"isLocked":false,"doors":[{"type":"frontLeft","status":"open"}],"windows":[],"sunroof":[],"storage":[],"chargingPort":[]}`
 	c := newClient(t, canned(t, 200, map[string]string{"SC-Data-Age": "2018-06-20T01:33:37.078Z", "SC-Fetched-At": "2018-06-20T01:48:37.078Z"}, body), nil)
-	st, err := c.LockStatus(t.Context(), domain.NewSecret("a"), "v")
+	st, err := c.LockStatus(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +322,7 @@ func TestLockStatusTimes(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c = newClient(t, canned(t, 200, nil, `{"isLocked":true}`), nil)
 	smartcar.SetNow(c, func() time.Time { return now })
-	if st, err := c.LockStatus(t.Context(), domain.NewSecret("a"), "v"); err != nil || !st.ObservedAt.Equal(now) || !st.FetchedAt.Equal(now) {
+	if st, err := c.LockStatus(t.Context(), domain.VehicleGrant{Access: domain.NewSecret("a")}, "v"); err != nil || !st.ObservedAt.Equal(now) || !st.FetchedAt.Equal(now) {
 		t.Errorf("without headers: %+v, %v; want the receipt time", st, err)
 	}
 }

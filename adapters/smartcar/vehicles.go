@@ -44,6 +44,9 @@ func malformed(op string, r *response) error {
 		RequestID: r.requestID, Cause: errMalformedBody}
 }
 
+// UserTokens implements ports.VehicleAPI: every v2 call authenticates with the user's token.
+func (c *Client) UserTokens() bool { return true }
+
 // User implements ports.VehicleAPI (GET /v2.0/user).
 func (c *Client) User(ctx context.Context, access domain.Secret) (string, error) {
 	var u struct {
@@ -147,7 +150,7 @@ func (y *flexYear) UnmarshalJSON(b []byte) error {
 }
 
 // Attributes implements ports.VehicleAPI (GET /v2.0/vehicles/{id}).
-func (c *Client) Attributes(ctx context.Context, access domain.Secret, vehicleID string) (domain.VehicleAttributes, error) {
+func (c *Client) Attributes(ctx context.Context, grant domain.VehicleGrant, vehicleID string) (domain.VehicleAttributes, error) {
 	if vehicleID == "" {
 		return domain.VehicleAttributes{}, domain.Invalid("vehicle id", "must not be empty")
 	}
@@ -157,7 +160,7 @@ func (c *Client) Attributes(ctx context.Context, access domain.Secret, vehicleID
 		Model string   `json:"model"`
 		Year  flexYear `json:"year"`
 	}
-	r, err := c.read(ctx, "get vehicle attributes", access, vehiclePath(vehicleID, ""), nil, &a)
+	r, err := c.read(ctx, "get vehicle attributes", grant.Access, vehiclePath(vehicleID, ""), nil, &a)
 	if err != nil {
 		return domain.VehicleAttributes{}, err
 	}
@@ -175,7 +178,7 @@ type opening struct {
 
 // LockStatus implements ports.VehicleAPI (GET /v2.0/vehicles/{id}/security). The observation
 // time comes from SC-Data-Age, else SC-Fetched-At, else our receipt.
-func (c *Client) LockStatus(ctx context.Context, access domain.Secret, vehicleID string) (domain.LockStatus, error) {
+func (c *Client) LockStatus(ctx context.Context, grant domain.VehicleGrant, vehicleID string) (domain.LockStatus, error) {
 	if vehicleID == "" {
 		return domain.LockStatus{}, domain.Invalid("vehicle id", "must not be empty")
 	}
@@ -187,7 +190,7 @@ func (c *Client) LockStatus(ctx context.Context, access domain.Secret, vehicleID
 		Storage      []opening `json:"storage"`
 		ChargingPort []opening `json:"chargingPort"`
 	}
-	r, err := c.read(ctx, "get lock status", access, vehiclePath(vehicleID, "/security"), nil, &s)
+	r, err := c.read(ctx, "get lock status", grant.Access, vehiclePath(vehicleID, "/security"), nil, &s)
 	if err != nil {
 		return domain.LockStatus{}, err
 	}
@@ -224,7 +227,8 @@ func headerTime(v string, def time.Time) time.Time {
 // Security implements ports.VehicleAPI (POST /v2.0/vehicles/{id}/security). A 2xx is success
 // whatever its body says, except an explicit failure status: Smartcar documents
 // {"status":"success"}, an OpenAPI model says SUCCESS/FAILED.
-func (c *Client) Security(ctx context.Context, access domain.Secret, vehicleID string, action domain.SecurityAction) (string, error) {
+func (c *Client) Security(ctx context.Context, grant domain.VehicleGrant, vehicleID string, action domain.SecurityAction) (string, error) {
+	access := grant.Access
 	switch {
 	case !action.Valid():
 		return "", domain.Invalid("action", "must be LOCK or UNLOCK")
@@ -251,7 +255,8 @@ func (c *Client) Security(ctx context.Context, access domain.Secret, vehicleID s
 }
 
 // Disconnect implements ports.VehicleAPI (DELETE /v2.0/vehicles/{id}/application).
-func (c *Client) Disconnect(ctx context.Context, access domain.Secret, vehicleID string) error {
+func (c *Client) Disconnect(ctx context.Context, grant domain.VehicleGrant, vehicleID string) error {
+	access := grant.Access
 	switch {
 	case vehicleID == "":
 		return domain.Invalid("vehicle id", "must not be empty")

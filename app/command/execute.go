@@ -40,13 +40,13 @@ func (s *Service) send(ctx context.Context, c domain.Command) outcome {
 	o.vehicle = &v
 	backoff := s.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
-		o.err = s.d.Access.WithAccess(ctx, c.ConnectionID, func(access domain.Secret) error {
+		o.err = s.d.Access.WithAccess(ctx, c.ConnectionID, func(g domain.VehicleGrant) error {
 			o.sent, o.attempted = nil, false
 			if !s.now().Before(c.Deadline) {
 				return errTooLate
 			}
 			o.attempted = true
-			id, err := s.d.API.Security(ctx, access, v.SmartcarID, c.Action.Security())
+			id, err := s.d.API.Security(ctx, g, v.SmartcarID, c.Action.Security())
 			o.requestID, o.sent = id, err
 			return err
 		})

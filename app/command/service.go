@@ -16,7 +16,7 @@ import (
 // and marking dead grants; vehiclelink.Service implements it, so every upstream call for a
 // connection follows one refresh discipline.
 type Access interface {
-	WithAccess(ctx context.Context, id domain.ConnectionID, fn func(access domain.Secret) error) error
+	WithAccess(ctx context.Context, id domain.ConnectionID, fn func(domain.VehicleGrant) error) error
 }
 
 // Config tunes commands; zero values take the defaults.

@@ -11,11 +11,13 @@ import (
 // errKeepCurrent ends a locked update without writing: another caller refreshed already.
 var errKeepCurrent = errors.New("token set already fresh")
 
-// WithAccess runs fn with a usable access token of the connection. An access token that is about
-// to expire is refreshed first; one the upstream rejects anyway is refreshed once and fn retried.
-// A dead grant marks the connection needs_reauth or revoked. Other modules (commands) use this so
-// that every upstream call goes through one refresh discipline.
-func (s *Service) WithAccess(ctx context.Context, id domain.ConnectionID, fn func(access domain.Secret) error) error {
+// WithAccess runs fn with a usable grant of the connection. For an API that authenticates as the
+// user (v2), an access token that is about to expire is refreshed first, and one the upstream
+// rejects anyway is refreshed once and fn retried. For one that authenticates as the application
+// (v3), fn gets the Smartcar user id alone and no token is opened or refreshed. A dead grant marks
+// the connection needs_reauth or revoked. Other modules (commands) use this so that every
+// upstream call goes through one discipline.
+func (s *Service) WithAccess(ctx context.Context, id domain.ConnectionID, fn func(domain.VehicleGrant) error) error {
 	conn, err := s.d.Connections.Get(ctx, id)
 	if err != nil {
 		return fmt.Errorf("get connection: %w", err)
@@ -23,9 +25,19 @@ func (s *Service) WithAccess(ctx context.Context, id domain.ConnectionID, fn fun
 	if err := conn.Usable(); err != nil {
 		return err
 	}
+	if !s.d.API.UserTokens() {
+		err := fn(domain.VehicleGrant{SmartcarUserID: conn.SmartcarUserID})
+		if status, ok := deadGrant(err); ok {
+			return errors.Join(err, s.mark(ctx, id, status))
+		}
+		return err
+	}
 	tokens, err := s.open(ctx, conn)
 	if err != nil {
 		return err
+	}
+	grant := func(t domain.TokenSet) domain.VehicleGrant {
+		return domain.VehicleGrant{SmartcarUserID: conn.SmartcarUserID, Access: t.AccessToken}
 	}
 	refreshed := false
 	if !tokens.AccessValidAt(s.now(), s.cfg.RefreshMargin) {
@@ -34,19 +46,31 @@ func (s *Service) WithAccess(ctx context.Context, id domain.ConnectionID, fn fun
 		}
 		refreshed = true
 	}
-	err = fn(tokens.AccessToken)
+	err = fn(grant(tokens))
 	if errors.Is(err, domain.ErrReauthRequired) && !refreshed {
 		// The upstream rejected a token our clock still trusts (revoked or rotated early):
 		// refresh once, then retry.
 		if tokens, err = s.refresh(ctx, id, tokens); err != nil {
 			return err
 		}
-		err = fn(tokens.AccessToken)
+		err = fn(grant(tokens))
 	}
 	if errors.Is(err, domain.ErrConsentRevoked) {
 		return errors.Join(err, s.mark(ctx, id, domain.ConnectionRevoked))
 	}
 	return err
+}
+
+// deadGrant reads an application-authenticated call's failure: a revoked grant, or a car maker
+// login that only the owner can renew in Connect. No token refresh can help either.
+func deadGrant(err error) (domain.ConnectionStatus, bool) {
+	switch {
+	case errors.Is(err, domain.ErrConsentRevoked):
+		return domain.ConnectionRevoked, true
+	case errors.Is(err, domain.ErrReauthRequired):
+		return domain.ConnectionNeedsReauth, true
+	}
+	return "", false
 }
 
 // refresh replaces the connection's token set under the connection's row lock, which every
@@ -126,7 +150,13 @@ var errUnmarked = errors.New("connection status unchanged")
 // RenewDue refreshes active connections whose refresh token expires within the renewal window,
 // at most limit per call, so no connection falls off Smartcar's 60-day cliff while its owner is
 // away. It returns how many it renewed; failures of single connections are counted, not fatal.
+//
+// An API that authenticates as the application (v3) never reads the user tokens, so there is
+// nothing to renew: renewing anyway could only mark a working connection needs_reauth.
 func (s *Service) RenewDue(ctx context.Context, limit int) (renewed, failed int, err error) {
+	if !s.d.API.UserTokens() {
+		return 0, 0, nil
+	}
 	ids, err := s.d.Connections.DueForRefresh(ctx, s.now().Add(s.cfg.RenewWithin), limit)
 	if err != nil {
 		return 0, 0, fmt.Errorf("find connections due for renewal: %w", err)

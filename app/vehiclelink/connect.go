@@ -185,7 +185,7 @@ func (s *Service) link(ctx context.Context, user domain.UserID, tokens domain.To
 	}
 	vehicles := make([]domain.Vehicle, 0, len(ids))
 	for _, id := range ids {
-		a, err := s.d.API.Attributes(ctx, tokens.AccessToken, id)
+		a, err := s.d.API.Attributes(ctx, domain.VehicleGrant{SmartcarUserID: scUser, Access: tokens.AccessToken}, id)
 		if err != nil {
 			return Linked{}, fmt.Errorf("read vehicle attributes: %w", err)
 		}

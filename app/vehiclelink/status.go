@@ -24,9 +24,9 @@ func (s *Service) Status(ctx context.Context, user domain.UserID, id domain.Vehi
 		return *v.Status, nil
 	}
 	var ls domain.LockStatus
-	err = s.WithAccess(ctx, v.ConnectionID, func(access domain.Secret) error {
+	err = s.WithAccess(ctx, v.ConnectionID, func(g domain.VehicleGrant) error {
 		var err error
-		ls, err = s.d.API.LockStatus(ctx, access, v.SmartcarID)
+		ls, err = s.d.API.LockStatus(ctx, g, v.SmartcarID)
 		return err
 	})
 	if err != nil {
@@ -71,8 +71,8 @@ func (s *Service) Disconnect(ctx context.Context, user domain.UserID, id domain.
 // disconnectUpstream removes the vehicle from the app's grant at Smartcar. A connection that
 // turns out to be dead upstream (needs re-auth, revoked) has nothing left to disconnect.
 func (s *Service) disconnectUpstream(ctx context.Context, v domain.VehicleView) error {
-	err := s.WithAccess(ctx, v.ConnectionID, func(access domain.Secret) error {
-		return s.d.API.Disconnect(ctx, access, v.SmartcarID)
+	err := s.WithAccess(ctx, v.ConnectionID, func(g domain.VehicleGrant) error {
+		return s.d.API.Disconnect(ctx, g, v.SmartcarID)
 	})
 	if err != nil && !domain.RequiresReconnect(err) {
 		return fmt.Errorf("disconnect vehicle upstream: %w", err)

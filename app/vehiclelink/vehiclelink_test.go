@@ -26,10 +26,15 @@ type fixture struct {
 	users  *memory.Users
 }
 
-func newFixture(t *testing.T) fixture {
+func newFixture(t *testing.T) fixture { return newFixtureAuth(t, false) }
+
+// newFixtureAuth is newFixture with an API that authenticates as the application (v3) when
+// appAuth is set.
+func newFixtureAuth(t *testing.T, appAuth bool) fixture {
 	t.Helper()
 	c := fakeclock.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
-	api := memory.NewVehicleAPI(memory.VehicleAPIOptions{ConnectURL: "https://connect.example", ClientID: "client", RedirectURI: "https://api.example/cb", Mode: "simulated", Now: c.Now})
+	api := memory.NewVehicleAPI(memory.VehicleAPIOptions{ConnectURL: "https://connect.example", ClientID: "client",
+		RedirectURI: "https://api.example/cb", Mode: "simulated", Now: c.Now, ApplicationAuth: appAuth})
 	f := fixture{api: api, conns: memory.NewConnections(nil), states: memory.NewConnectStates(), clock: c, users: memory.NewUsers()}
 	f.svc = vehiclelink.New(vehiclelink.Deps{States: f.states, Connections: f.conns, API: api, Cipher: memory.NewCipher()}, vehiclelink.Config{}).WithClock(c.Now)
 	return f
@@ -223,7 +228,7 @@ func TestExpiredAccessTokenIsRefreshedOnceAndStoredFirst(t *testing.T) {
 	errs := make([]error, 20)
 	for i := range errs {
 		wg.Go(func() {
-			errs[i] = f.svc.WithAccess(context.Background(), linked.ConnectionID, func(domain.Secret) error { return nil })
+			errs[i] = f.svc.WithAccess(context.Background(), linked.ConnectionID, func(domain.VehicleGrant) error { return nil })
 		})
 	}
 	wg.Wait()
@@ -250,7 +255,7 @@ func TestDeadRefreshTokenMarksNeedsReauth(t *testing.T) {
 	linked, owner := f.link(t, user, 1)
 	f.api.RevokeConsent(owner)
 	f.clock.Advance(3 * time.Hour)
-	err := f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil })
+	err := f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.VehicleGrant) error { return nil })
 	if !domain.RequiresReconnect(err) {
 		t.Fatalf("got %v", err)
 	}
@@ -260,7 +265,7 @@ func TestDeadRefreshTokenMarksNeedsReauth(t *testing.T) {
 	}
 	// Later calls fail fast without asking Smartcar.
 	_, before := f.api.Counts()
-	_ = f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil })
+	_ = f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.VehicleGrant) error { return nil })
 	if _, after := f.api.Counts(); after != before {
 		t.Fatal("a dead connection still refreshes")
 	}
@@ -318,7 +323,7 @@ func TestRotatedAwayRefreshTokenNeedsReauth(t *testing.T) {
 	}
 	// A refresh rotates the token set; then the old set is put back, as if the new one was lost.
 	f.clock.Advance(3 * time.Hour)
-	if err := f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil }); err != nil {
+	if err := f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.VehicleGrant) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.conns.Update(t.Context(), linked.ConnectionID, func(c *domain.Connection) error {
@@ -328,7 +333,7 @@ func TestRotatedAwayRefreshTokenNeedsReauth(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(domain.VehicleRefreshGrace + time.Minute)
-	err = f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.Secret) error { return nil })
+	err = f.svc.WithAccess(t.Context(), linked.ConnectionID, func(domain.VehicleGrant) error { return nil })
 	if !errors.Is(err, domain.ErrReauthRequired) {
 		t.Fatalf("got %v", err)
 	}
@@ -424,5 +429,56 @@ func TestLinkStoresTheGrantedScopes(t *testing.T) {
 	}
 	if _, err := f.svc.Status(t.Context(), user, vs[0].ID); !errors.Is(err, domain.ErrScopeNotGranted) {
 		t.Errorf("Status without read_security = %v, want ErrScopeNotGranted", err)
+	}
+
+	// The owner connects again and grants everything: the grant is read anew, in place.
+	again, err := f.svc.CompleteConnect(t.Context(), user, f.callback(t, user, owner).Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"control_security", "read_security", "read_vehicle_info"}; !cmp.Equal(again.Scopes, want) {
+		t.Errorf("scopes after re-auth = %v, want %v", again.Scopes, want)
+	}
+	if again.ConnectionID != linked.ConnectionID {
+		t.Error("re-auth made a new connection")
+	}
+	if _, err := f.svc.Status(t.Context(), user, vs[0].ID); err != nil {
+		t.Errorf("Status after granting read_security: %v", err)
+	}
+}
+
+// With an API that acts as the application (v3), a linked connection keeps working after the
+// owner's tokens expired, with no refresh at all, and the renewal job has nothing to do; a
+// revoked grant still marks the connection.
+func TestApplicationAuthNeedsNoRefresh(t *testing.T) {
+	f := newFixtureAuth(t, true)
+	user := f.user(t)
+	linked, owner := f.link(t, user, 1)
+	v := linked.Vehicles[0]
+	f.clock.Advance(90 * 24 * time.Hour) // past both user tokens' lifetimes
+	var got domain.VehicleGrant
+	if err := f.svc.WithAccess(t.Context(), linked.ConnectionID, func(g domain.VehicleGrant) error { got = g; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got.SmartcarUserID != owner || !got.Access.Empty() {
+		t.Errorf("grant = %q, access empty %v; want the Smartcar user and no token", got.SmartcarUserID, got.Access.Empty())
+	}
+	if _, err := f.svc.Status(t.Context(), user, v.ID); err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if renewed, failed, err := f.svc.RenewDue(t.Context(), 10); renewed+failed != 0 || err != nil {
+		t.Errorf("RenewDue = %d, %d, %v; want nothing to do", renewed, failed, err)
+	}
+	if _, refreshes := f.api.Counts(); refreshes != 0 {
+		t.Errorf("%d refreshes reached Smartcar, want 0", refreshes)
+	}
+	f.api.RevokeConsent(owner)
+	f.clock.Advance(time.Hour) // past the status TTL
+	if _, err := f.svc.Status(t.Context(), user, v.ID); !errors.Is(err, domain.ErrConsentRevoked) {
+		t.Fatalf("Status after revocation = %v", err)
+	}
+	conn, err := f.conns.Get(t.Context(), linked.ConnectionID)
+	if err != nil || conn.Status != domain.ConnectionRevoked {
+		t.Errorf("connection = %v, %v; want revoked", conn.Status, err)
 	}
 }

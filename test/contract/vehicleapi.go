@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,7 +101,7 @@ func VehicleAPI(t *testing.T, newAPI NewVehicleAPIFunc) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			api, ctl := newAPI(t)
-			tc.run(t, &vehicleEnv{api: api, ctl: ctl})
+			tc.run(t, &vehicleEnv{api: api, ctl: ctl, users: map[string]string{}})
 		})
 	}
 }
@@ -109,6 +110,23 @@ func VehicleAPI(t *testing.T, newAPI NewVehicleAPIFunc) {
 type vehicleEnv struct {
 	api ports.VehicleAPI
 	ctl VehicleAPIControl
+
+	mu    sync.Mutex
+	users map[string]string // access token → Smartcar user id, for grant
+}
+
+// remember notes whose grant ts is.
+func (v *vehicleEnv) remember(user string, ts domain.TokenSet) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.users[ts.AccessToken.Reveal()] = user
+}
+
+// grant is what the vehicle calls act under for the token set ts of a linked user.
+func (v *vehicleEnv) grant(ts domain.TokenSet) domain.VehicleGrant {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return domain.VehicleGrant{SmartcarUserID: v.users[ts.AccessToken.Reveal()], Access: ts.AccessToken}
 }
 
 var (
@@ -128,6 +146,7 @@ func (v *vehicleEnv) link(t *testing.T, cars ...domain.VehicleAttributes) (strin
 	if err != nil {
 		t.Fatalf("ExchangeCode: %v", err)
 	}
+	v.remember(user, ts)
 	return user, ids, ts
 }
 
@@ -289,7 +308,7 @@ func testReads(t *testing.T, v *vehicleEnv) {
 	_, ids, ts := v.link(t, carTesla, carFord)
 	for i, want := range []domain.VehicleAttributes{carTesla, carFord} {
 		want.ID = ids[i]
-		got, err := v.api.Attributes(t.Context(), ts.AccessToken, ids[i])
+		got, err := v.api.Attributes(t.Context(), v.grant(ts), ids[i])
 		if err != nil {
 			t.Fatalf("Attributes: %v", err)
 		}
@@ -297,7 +316,7 @@ func testReads(t *testing.T, v *vehicleEnv) {
 			t.Errorf("Attributes (-got +want):\n%s", diff)
 		}
 	}
-	st, err := v.api.LockStatus(t.Context(), ts.AccessToken, ids[0])
+	st, err := v.api.LockStatus(t.Context(), v.grant(ts), ids[0])
 	if err != nil {
 		t.Fatalf("LockStatus: %v", err)
 	}
@@ -344,7 +363,7 @@ func testVehiclePages(t *testing.T, v *vehicleEnv) {
 func testLockUnlock(t *testing.T, v *vehicleEnv) {
 	_, ids, ts := v.link(t)
 	for i, a := range []domain.SecurityAction{domain.SecurityUnlock, domain.SecurityLock, domain.SecurityUnlock} {
-		id, err := v.api.Security(t.Context(), ts.AccessToken, ids[0], a)
+		id, err := v.api.Security(t.Context(), v.grant(ts), ids[0], a)
 		if err != nil || id == "" {
 			t.Fatalf("Security(%s) = %q, %v; want a request id", a, id, err)
 		}
@@ -352,12 +371,12 @@ func testLockUnlock(t *testing.T, v *vehicleEnv) {
 		if want := a == domain.SecurityLock; locked != want || n != i+1 {
 			t.Errorf("after %s: locked %v, commands %d; want %v, %d", a, locked, n, want, i+1)
 		}
-		st, err := v.api.LockStatus(t.Context(), ts.AccessToken, ids[0])
+		st, err := v.api.LockStatus(t.Context(), v.grant(ts), ids[0])
 		if err != nil || st.Locked == nil || *st.Locked != locked {
 			t.Errorf("LockStatus after %s = %+v, %v", a, st, err)
 		}
 	}
-	_, err := v.api.Security(t.Context(), ts.AccessToken, ids[0], "HONK")
+	_, err := v.api.Security(t.Context(), v.grant(ts), ids[0], "HONK")
 	if domain.KindOf(err) != domain.KindInvalid {
 		t.Errorf("Security(HONK) = %v, want a KindInvalid error", err)
 	}
@@ -371,19 +390,19 @@ func testLockUnlock(t *testing.T, v *vehicleEnv) {
 
 func testDisconnect(t *testing.T, v *vehicleEnv) {
 	_, ids, ts := v.link(t)
-	if err := v.api.Disconnect(t.Context(), ts.AccessToken, ids[0]); err != nil {
+	if err := v.api.Disconnect(t.Context(), v.grant(ts), ids[0]); err != nil {
 		t.Fatalf("Disconnect: %v", err)
 	}
 	got, err := v.api.Vehicles(t.Context(), ts.AccessToken)
 	if err != nil || !slices.Equal(got, ids[1:]) {
 		t.Errorf("Vehicles after Disconnect = %v, %v; want %v", got, err, ids[1:])
 	}
-	_, err = v.api.LockStatus(t.Context(), ts.AccessToken, ids[0])
+	_, err = v.api.LockStatus(t.Context(), v.grant(ts), ids[0])
 	wantUpstream(t, "disconnected vehicle", err, domain.ErrConsentRevoked, false, false)
 	if !domain.RequiresReconnect(err) {
 		t.Error("RequiresReconnect(disconnected vehicle) = false")
 	}
-	if _, err := v.api.LockStatus(t.Context(), ts.AccessToken, ids[1]); err != nil {
+	if _, err := v.api.LockStatus(t.Context(), v.grant(ts), ids[1]); err != nil {
 		t.Errorf("LockStatus of the vehicle still connected: %v", err)
 	}
 }
@@ -400,12 +419,12 @@ func testVehicleState(t *testing.T, v *vehicleEnv) {
 		{ConditionDriving, domain.ErrVehicleInMotion, false},
 	} {
 		v.ctl.SetCondition(t, ids[0], tc.c)
-		_, err := v.api.Security(t.Context(), ts.AccessToken, ids[0], domain.SecurityUnlock)
+		_, err := v.api.Security(t.Context(), v.grant(ts), ids[0], domain.SecurityUnlock)
 		u := wantUpstream(t, string(tc.c)+" command", err, tc.want, true, false)
 		if u.RequestID == "" {
 			t.Errorf("%s: no upstream request id", tc.c)
 		}
-		_, err = v.api.LockStatus(t.Context(), ts.AccessToken, ids[0])
+		_, err = v.api.LockStatus(t.Context(), v.grant(ts), ids[0])
 		if tc.readsToo {
 			wantUpstream(t, string(tc.c)+" read", err, tc.want, true, false)
 		} else if err != nil {
@@ -416,7 +435,7 @@ func testVehicleState(t *testing.T, v *vehicleEnv) {
 		t.Errorf("refused commands reached the car: locked %v, commands %d", locked, n)
 	}
 	v.ctl.SetCondition(t, ids[0], ConditionParked)
-	if _, err := v.api.Security(t.Context(), ts.AccessToken, ids[0], domain.SecurityUnlock); err != nil {
+	if _, err := v.api.Security(t.Context(), v.grant(ts), ids[0], domain.SecurityUnlock); err != nil {
 		t.Errorf("Security once parked: %v", err)
 	}
 }
@@ -424,14 +443,14 @@ func testVehicleState(t *testing.T, v *vehicleEnv) {
 func testRateLimited(t *testing.T, v *vehicleEnv) {
 	_, ids, ts := v.link(t, carTesla)
 	v.ctl.RateLimit(t, ids[0], 90*time.Second)
-	_, err := v.api.Security(t.Context(), ts.AccessToken, ids[0], domain.SecurityLock)
+	_, err := v.api.Security(t.Context(), v.grant(ts), ids[0], domain.SecurityLock)
 	if u := wantUpstream(t, "rate-limited command", err, domain.ErrRateLimited, true, false); u.RetryAfter != 90*time.Second {
 		t.Errorf("RetryAfter = %v, want 90s", u.RetryAfter)
 	}
-	_, err = v.api.LockStatus(t.Context(), ts.AccessToken, ids[0])
+	_, err = v.api.LockStatus(t.Context(), v.grant(ts), ids[0])
 	wantUpstream(t, "rate-limited read", err, domain.ErrRateLimited, true, false)
 	v.ctl.Advance(90 * time.Second)
-	if _, err := v.api.Security(t.Context(), ts.AccessToken, ids[0], domain.SecurityLock); err != nil {
+	if _, err := v.api.Security(t.Context(), v.grant(ts), ids[0], domain.SecurityLock); err != nil {
 		t.Errorf("Security after Retry-After: %v", err)
 	}
 }
@@ -456,9 +475,9 @@ func testServerErrors(t *testing.T, v *vehicleEnv) {
 		var err error
 		switch tc.c {
 		case CallSecurity:
-			_, err = v.api.Security(t.Context(), ts.AccessToken, ids[0], domain.SecurityUnlock)
+			_, err = v.api.Security(t.Context(), v.grant(ts), ids[0], domain.SecurityUnlock)
 		case CallLockStatus:
-			_, err = v.api.LockStatus(t.Context(), ts.AccessToken, ids[0])
+			_, err = v.api.LockStatus(t.Context(), v.grant(ts), ids[0])
 		case CallToken:
 			_, err = v.api.Refresh(t.Context(), ts.RefreshToken)
 		}
@@ -479,7 +498,7 @@ func testHangAfterSend(t *testing.T, v *vehicleEnv) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := v.api.Security(ctx, ts.AccessToken, ids[0], domain.SecurityUnlock)
+		_, err := v.api.Security(ctx, v.grant(ts), ids[0], domain.SecurityUnlock)
 		done <- err
 	}()
 	<-reached
@@ -494,16 +513,25 @@ func testHangAfterSend(t *testing.T, v *vehicleEnv) {
 	}
 }
 
+// An expired user access token is refused by an API that authenticates as the user, until a
+// refresh; one that authenticates as the application never looks at it.
 func testAccessExpired(t *testing.T, v *vehicleEnv) {
-	_, ids, ts := v.link(t, carTesla)
+	user, ids, ts := v.link(t, carTesla)
 	v.ctl.Advance(domain.VehicleAccessTokenLifetime)
-	_, err := v.api.LockStatus(t.Context(), ts.AccessToken, ids[0])
+	_, err := v.api.LockStatus(t.Context(), v.grant(ts), ids[0])
+	if !v.api.UserTokens() {
+		if err != nil {
+			t.Errorf("LockStatus with an application token after the user token expired: %v", err)
+		}
+		return
+	}
 	wantUpstream(t, "expired access token", err, domain.ErrReauthRequired, false, false)
 	next, err := v.api.Refresh(t.Context(), ts.RefreshToken)
 	if err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
-	if _, err := v.api.LockStatus(t.Context(), next.AccessToken, ids[0]); err != nil {
+	v.remember(user, next)
+	if _, err := v.api.LockStatus(t.Context(), v.grant(next), ids[0]); err != nil {
 		t.Errorf("LockStatus with the refreshed token: %v", err)
 	}
 }
@@ -511,7 +539,7 @@ func testAccessExpired(t *testing.T, v *vehicleEnv) {
 func testConsentRevoked(t *testing.T, v *vehicleEnv) {
 	user, ids, ts := v.link(t, carTesla)
 	v.ctl.RevokeConsent(t, user)
-	_, err := v.api.LockStatus(t.Context(), ts.AccessToken, ids[0])
+	_, err := v.api.LockStatus(t.Context(), v.grant(ts), ids[0])
 	if !domain.RequiresReconnect(err) {
 		t.Errorf("LockStatus after revocation = %v, want a reconnect-class error", err)
 	}
@@ -530,7 +558,7 @@ func testNoTokenLeak(t *testing.T, v *vehicleEnv) {
 	v.ctl.RevokeConsent(t, user)
 	_, err = v.api.Refresh(t.Context(), ts.RefreshToken)
 	errs = append(errs, err)
-	_, err = v.api.Security(t.Context(), ts.AccessToken, ids[0], domain.SecurityUnlock)
+	_, err = v.api.Security(t.Context(), v.grant(ts), ids[0], domain.SecurityUnlock)
 	errs = append(errs, err)
 	var out strings.Builder
 	log := slog.New(slog.NewJSONHandler(&out, nil))
@@ -556,7 +584,7 @@ func testVehicleConcurrent(t *testing.T, v *vehicleEnv) {
 	errs := race(parallelism, func(i int) error {
 		switch i % 3 {
 		case 0:
-			_, err := v.api.LockStatus(t.Context(), ts.AccessToken, ids[i%len(ids)])
+			_, err := v.api.LockStatus(t.Context(), v.grant(ts), ids[i%len(ids)])
 			return err
 		case 1:
 			_, err := v.api.Vehicles(t.Context(), ts.AccessToken)

@@ -148,7 +148,7 @@ func BenchmarkConnectionRefresh(b *testing.B) {
 		for pb.Next() {
 			id := <-ids
 			first := true
-			err := e.link.WithAccess(b.Context(), id, func(domain.Secret) error {
+			err := e.link.WithAccess(b.Context(), id, func(domain.VehicleGrant) error {
 				if first {
 					first = false
 					return domain.ErrReauthRequired

@@ -203,6 +203,29 @@ func TestSlowVehicleAnswersAtOnce(t *testing.T) {
 	}
 }
 
+// TestLongRunningCommandIsConfirmed: with Smartcar v3, a command the car accepts as long-running
+// (202) is reported succeeded only once the car's lock signal shows it; until then it stays
+// dispatched. It runs on v3 whatever the suite's API.
+func TestLongRunningCommandIsConfirmed(t *testing.T) {
+	e := startServer(t, withSmartcarAPI("v3"))
+	s, cars := e.garage(1)
+	e.sc.SetLongRunningCommands(1500 * time.Millisecond)
+	r := e.lock(s.access, cars[0].id, "unlock")
+	if got := e.await(s.access, r.str("id"), 1); got.str("status") == "succeeded" {
+		t.Fatalf("succeeded before the car reached the state: %s", got.raw)
+	}
+	if got := e.final(s.access, r.str("id")); got.str("status") != "succeeded" {
+		t.Fatalf("ended %s", got.raw)
+	}
+	if car, _ := e.sc.Car(cars[0].sc); car.Locked || car.Commands != 1 {
+		t.Fatalf("car: locked %v, commands %d; want unlocked by one command", car.Locked, car.Commands)
+	}
+	st := e.do("GET", "/v1/vehicles/"+cars[0].id+"/status", nil, s.access)
+	if st.status != http.StatusOK || st.body["locked"] != false {
+		t.Fatalf("status after the confirmed unlock: %d %s", st.status, st.raw)
+	}
+}
+
 func TestCommandBadInputStoresNothing(t *testing.T) {
 	e := startServer(t)
 	s, cars := e.garage(2)

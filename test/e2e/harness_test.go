@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -235,11 +236,36 @@ func serverVars(in *infra, addr string, opts ...option) map[string]string {
 		"BETTERKEY_LOG_LEVEL":              "debug",
 		"BETTERKEY_LOG_FORMAT":             "json",
 	}
+	if api := smartcarAPI(); api != "" {
+		// The same suite speaks the API generation the environment names (BETTERKEY_SMARTCAR_API):
+		// the task runs the vehicle flows once more with v3.
+		withSmartcarAPI(api)(vars)
+	}
 	for _, o := range opts {
 		o(vars)
 	}
 	return vars
 }
+
+// withSmartcarAPI points the server at the simulator's hosts for the given API generation; v3
+// also needs the Application Management Token, to disconnect.
+func withSmartcarAPI(api string) option {
+	return func(vars map[string]string) {
+		vars["BETTERKEY_SMARTCAR_API"] = api
+		for _, k := range []string{"VEHICLE_URL", "IAM_URL", "MANAGEMENT_URL"} {
+			vars["BETTERKEY_SMARTCAR_"+k] = vars["BETTERKEY_SMARTCAR_API_URL"] // the simulator serves every host
+		}
+		vars["BETTERKEY_SMARTCAR_WEBHOOK_SECRETS"] = config.DevSmartcarManagementToken
+	}
+}
+
+// smartcarAPI is the Smartcar API generation the suite runs against: BETTERKEY_SMARTCAR_API, or
+// empty for the server's default (v2).
+func smartcarAPI() string { return os.Getenv("BETTERKEY_SMARTCAR_API") }
+
+// userTokens reports whether the servers under test authenticate vehicle calls with the owner's
+// tokens (v2), which then expire and are refreshed; v3 acts as the application instead.
+func userTokens() bool { return smartcarAPI() != "v3" }
 
 // response is a decoded reply.
 type response struct {

@@ -210,7 +210,11 @@ func TestKeyRotationOnVault(t *testing.T) {
 	e.assertNoTokenLeaks()
 
 	stopVault()
-	e.expect(e.do("GET", "/v1/vehicles/"+owners[1].vehicles[0]+"/status", nil, owners[1].access), http.StatusServiceUnavailable, "UNAVAILABLE")
+	if userTokens() {
+		e.expect(e.do("GET", "/v1/vehicles/"+owners[1].vehicles[0]+"/status", nil, owners[1].access), http.StatusServiceUnavailable, "UNAVAILABLE")
+	} else { // v3 reads act as the application: no sealed token to open, so Vault is not needed
+		e.expect(e.do("GET", "/v1/vehicles/"+owners[1].vehicles[0]+"/status", nil, owners[1].access), http.StatusOK, "")
+	}
 	e.expect(e.do("GET", "/readyz", nil, ""), http.StatusServiceUnavailable, "UNAVAILABLE")
 	_, err := e.keyAdmin().RotateKey(t.Context(), &adminv1.RotateKeyRequest{})
 	if connect.CodeOf(err) != connect.CodeUnavailable {

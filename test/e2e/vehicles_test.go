@@ -158,6 +158,9 @@ func TestConnectListStatusDisconnect(t *testing.T) {
 	if c := e.count("sealed_secrets"); c != 0 {
 		t.Fatalf("%d sealed secrets left after the last vehicle went", c)
 	}
+	if st := e.sc.Stats(); st.Disconnects != 2 || (st.AppTokens == 0) == !userTokens() {
+		t.Fatalf("Smartcar saw %d disconnects and issued %d application tokens (API %q)", st.Disconnects, st.AppTokens, smartcarAPI())
+	}
 	e.assertNoTokenLeaks()
 }
 
@@ -318,8 +321,13 @@ func TestRefreshOnceAcrossReplicas(t *testing.T) {
 			t.Errorf("request %d: status %d", i, st)
 		}
 	}
-	if got := a.sc.Stats().Refreshes - before; got != 1 {
-		t.Fatalf("%d refreshes reached Smartcar, want exactly 1", got)
+	// With v3 nothing needs refreshing: the vehicle calls act as the application.
+	want := 0
+	if userTokens() {
+		want = 1
+	}
+	if got := a.sc.Stats().Refreshes - before; got != int64(want) {
+		t.Fatalf("%d refreshes reached Smartcar, want exactly %d", got, want)
 	}
 	// The replicas' own metrics agree: one renewal across both.
 	renewed := 0
@@ -332,8 +340,8 @@ func TestRefreshOnceAcrossReplicas(t *testing.T) {
 			}
 		}
 	}
-	if renewed != 1 {
-		t.Fatalf("metrics count %d renewals, want 1", renewed)
+	if renewed != want {
+		t.Fatalf("metrics count %d renewals, want %d", renewed, want)
 	}
 }
 

@@ -38,6 +38,7 @@ func (s *Simulator) vehicleFor(w http.ResponseWriter, r *http.Request, g *grant,
 	covered := ok && g.covers(id) && (perm == "" || g.scopes[perm])
 	var snap vehicle
 	if ok {
+		v.settle(now)
 		snap = *v
 	}
 	s.mu.Unlock()

@@ -21,6 +21,7 @@ const (
 	EndpointDisconnect  Endpoint = "disconnect"
 	EndpointVIN         Endpoint = "vin"
 	EndpointPermissions Endpoint = "permissions"
+	EndpointAppToken    Endpoint = "app_token" // v3's client_credentials grant
 )
 
 // Fault is an injected upstream failure. Exactly one of an error answer (Status and/or Type),
@@ -111,6 +112,7 @@ func (s *Simulator) serve(ep Endpoint, h http.HandlerFunc) http.HandlerFunc {
 			s.authorizeRequests.Add(1)
 		case EndpointToken:
 			s.tokenRequests.Add(1)
+		case EndpointAppToken: // counted as issued (Stats.AppTokens)
 		default:
 			s.apiRequests.Add(1)
 		}
@@ -166,7 +168,7 @@ func (s *Simulator) strike(w http.ResponseWriter, r *http.Request, ep Endpoint, 
 			}
 		}
 		writeAPIError(w, http.StatusBadGateway, "", "", 0)
-	case ep == EndpointToken && f.Type == "":
+	case (ep == EndpointToken || ep == EndpointAppToken) && f.Type == "":
 		status := f.Status
 		if status == 0 {
 			status = http.StatusInternalServerError

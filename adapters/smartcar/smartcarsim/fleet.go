@@ -73,6 +73,9 @@ type vehicle struct {
 	commands         int
 	condition        Condition
 	rateLimitedUntil time.Time
+	// pending is the lock state a long-running v3 command reaches at pendingAt.
+	pending   *bool
+	pendingAt time.Time
 }
 
 // CreateUser adds a Smartcar user owning one vehicle per spec. The first user created is the one
@@ -115,6 +118,7 @@ func (s *Simulator) Car(vehicleID string) (Car, bool) {
 	if !ok {
 		return Car{}, false
 	}
+	v.settle(s.now())
 	return Car{ID: v.id, UserID: v.userID, Spec: v.spec, Locked: v.locked, Commands: v.commands,
 		Condition: v.condition, UpdatedAt: v.updatedAt}, true
 }

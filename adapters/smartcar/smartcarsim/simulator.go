@@ -15,6 +15,18 @@
 //	POST   /v2.0/vehicles/{id}/security         {"action":"LOCK"|"UNLOCK"}
 //	POST   /sim/webhooks/lock-state             development helper: push signed lock-state webhooks
 //	DELETE /v2.0/vehicles/{id}/application      disconnect the vehicle from this application
+//	GET    /v2.0/vehicles/{id}/vin and /permissions  the VIN; what the owner granted, paged
+//
+// API v3 (application tokens, the owner named by sc-user-id):
+//
+//	POST   /oauth2/token                        client_credentials: an application token (1 h)
+//	GET    /v3/vehicles/{id}                    {"id","type":"vehicle","attributes":{make,model,year}}
+//	GET    /v3/vehicles/{id}/signals            closure-islocked, closure-doors, closure-windows, paged
+//	GET    /v3/vehicles/{id}/signals/{code}     one signal
+//	POST   /v3/vehicles/{id}/commands/security/lock|unlock   200 sync, or 202 (SetLongRunningCommands)
+//	DELETE /v2.0/management/connections?user_id=&vehicle_id=  Management API (Basic default:AMT)
+//
+// Faults set on an endpoint strike its v2 and v3 routes alike.
 //
 // The API routes also answer with a trailing slash, as the SDKs call some of them that way. Every
 // answer carries an SC-Request-Id. Connect auto-consents; two simulator-only query parameters steer
@@ -100,6 +112,7 @@ type Stats struct {
 	Commands          int64 // lock and unlock commands that reached a car
 	Disconnects       int64 // vehicles removed from the application's grants
 	WebhookAttempts   int64
+	AppTokens         int64 // v3 application tokens issued
 }
 
 // Simulator is an in-process Smartcar. All methods are safe for concurrent use.
@@ -111,6 +124,7 @@ type Simulator struct {
 
 	authorizeRequests, tokenRequests, codeExchanges, refreshes atomic.Int64
 	apiRequests, commands, disconnects, webhookAttempts        atomic.Int64
+	appTokens                                                  atomic.Int64
 
 	mu       sync.Mutex
 	users    map[string]*user
@@ -124,6 +138,10 @@ type Simulator struct {
 	outcome  Outcome
 	faults   map[Endpoint]*Fault
 	latency  map[Endpoint]time.Duration
+	apps     map[string]time.Time // v3 application tokens and their expiry
+	// longRunning is the delay after which a v3 command takes effect when it answers 202;
+	// negative: commands answer 200 and take effect at once.
+	longRunning time.Duration
 }
 
 // New creates an empty simulator; CreateUser adds Smartcar users and their vehicles.
@@ -157,6 +175,9 @@ func New(opts Options) (*Simulator, error) {
 		refresh:  map[string]*refreshToken{},
 		faults:   map[Endpoint]*Fault{},
 		latency:  map[Endpoint]time.Duration{},
+		apps:     map[string]time.Time{},
+
+		longRunning: -1,
 	}
 	s.handler = s.routes()
 	if opts.SeedDefaultUser {
@@ -171,6 +192,7 @@ func (s *Simulator) routes() http.Handler {
 	mux.HandleFunc("GET /oauth/authorize", s.serve(EndpointAuthorize, s.handleAuthorize))
 	mux.HandleFunc("POST /oauth/token", s.serve(EndpointToken, s.handleToken))
 	mux.HandleFunc("POST /oauth/token/{$}", s.serve(EndpointToken, s.handleToken))
+	mux.HandleFunc("POST /oauth2/token", s.serve(EndpointAppToken, s.handleAppToken))
 	mux.HandleFunc("POST /sim/webhooks/lock-state", s.handleDevDeliver)
 	api := []struct {
 		pattern string
@@ -185,6 +207,11 @@ func (s *Simulator) routes() http.Handler {
 		{"GET /v2.0/vehicles/{id}/permissions", EndpointPermissions, s.handlePermissions},
 		{"POST /v2.0/vehicles/{id}/security", EndpointSecurity, s.handleSecurity},
 		{"DELETE /v2.0/vehicles/{id}/application", EndpointDisconnect, s.handleDisconnect},
+		{"GET /v3/vehicles/{id}", EndpointAttributes, s.handleV3Vehicle},
+		{"GET /v3/vehicles/{id}/signals", EndpointLockStatus, s.handleV3Signals},
+		{"GET /v3/vehicles/{id}/signals/{code}", EndpointLockStatus, s.handleV3Signal},
+		{"POST /v3/vehicles/{id}/commands/security/{action}", EndpointSecurity, s.handleV3Security},
+		{"DELETE /v2.0/management/connections", EndpointDisconnect, s.handleManagementDisconnect},
 	}
 	for _, a := range api {
 		mux.HandleFunc(a.pattern, s.serve(a.ep, a.h))
@@ -229,6 +256,7 @@ func (s *Simulator) Stats() Stats {
 		Commands:          s.commands.Load(),
 		Disconnects:       s.disconnects.Load(),
 		WebhookAttempts:   s.webhookAttempts.Load(),
+		AppTokens:         s.appTokens.Load(),
 	}
 }
 

@@ -184,16 +184,20 @@ func (s *Simulator) ExpireAccessTokens() {
 	}
 }
 
-// IssuedTokens lists every token value the simulator issued and still
-// remembers, so a test can scan stores, logs and responses for them.
+// IssuedTokens lists every token value the simulator issued and still remembers (user access
+// and refresh tokens, v3 application tokens), so a test can scan stores, logs and responses for
+// them.
 func (s *Simulator) IssuedTokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.access)+len(s.refresh))
+	out := make([]string, 0, len(s.access)+len(s.refresh)+len(s.apps))
 	for k := range s.access {
 		out = append(out, k)
 	}
 	for k := range s.refresh {
+		out = append(out, k)
+	}
+	for k := range s.apps {
 		out = append(out, k)
 	}
 	return out
