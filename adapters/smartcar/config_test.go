@@ -40,6 +40,9 @@ func TestConfigValidate(t *testing.T) {
 		"mode":               {func(c *smartcar.Config) { c.Mode = "sandbox" }, "mode"},
 		"scope with space":   {func(c *smartcar.Config) { c.Scopes = []string{"read_security read_vin"} }, "scopes"},
 		"huge timeout":       {func(c *smartcar.Config) { c.Timeouts.Command = time.Hour }, "command timeout"},
+		"unknown api":        {func(c *smartcar.Config) { c.API = "v4" }, "api must be v2 or v3"},
+		"v3 without the amt": {func(c *smartcar.Config) { c.API = smartcar.APIv3 }, "management token"},
+		"http vehicle url":   {func(c *smartcar.Config) { c.VehicleURL = "smartcar.example" }, "vehicle url"},
 	} {
 		c := ok
 		tc.mod(&c)
@@ -56,7 +59,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConfigPrintsNoSecret(t *testing.T) {
-	c := smartcar.Config{ClientSecret: domain.NewSecret("CLIENT-SECRET-CANARY")}
+	c := smartcar.Config{ClientSecret: domain.NewSecret("CLIENT-SECRET-CANARY"), ManagementToken: domain.NewSecret("AMT-CANARY")}
 	if s := fmt.Sprintf("%v %+v %#v", c, c, c); strings.Contains(s, "CANARY") {
 		t.Errorf("config printed its secret: %s", s)
 	}

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/betterkey/backend/adapters/internal/epoch"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
@@ -89,8 +89,9 @@ func (c *V3) send(ctx context.Context, k call, user string) (*response, error) {
 	}
 }
 
-// read GETs a v3 path as the application for the user.
-func (c *V3) read(ctx context.Context, op, user, path string) (*response, error) {
+// get GETs a v3 path as the application for the user (Client.read is the v2 one, with the
+// user's token).
+func (c *V3) get(ctx context.Context, op, user, path string) (*response, error) {
 	return c.send(ctx, call{op: op, method: http.MethodGet, url: c.v3URL(path), timeout: c.cfg.Timeouts.Read,
 		maxBody: maxAPIBody}, user)
 }
@@ -131,7 +132,7 @@ func (c *V3) Attributes(ctx context.Context, grant domain.VehicleGrant, vehicleI
 	if vehicleID == "" {
 		return domain.VehicleAttributes{}, domain.Invalid("vehicle id", "must not be empty")
 	}
-	r, err := c.read(ctx, op, grant.SmartcarUserID, vehiclePath(vehicleID, ""))
+	r, err := c.get(ctx, op, grant.SmartcarUserID, vehiclePath(vehicleID, ""))
 	if err != nil {
 		return domain.VehicleAttributes{}, err
 	}
@@ -174,8 +175,8 @@ func decodeSignal(res resource) (signal, bool) {
 	if json.Unmarshal(res.Attributes, &a) != nil || a.Code == "" {
 		return signal{}, false
 	}
-	s := signal{code: a.Code, body: a.Body, observedAt: metaTime(res.Meta.OEMUpdatedAt),
-		fetchedAt: metaTime(res.Meta.RetrievedAt)}
+	s := signal{code: a.Code, body: a.Body, observedAt: firstTime(res.Meta.OEMUpdatedAt),
+		fetchedAt: firstTime(res.Meta.RetrievedAt)}
 	if strings.EqualFold(a.Status.Value, "ERROR") || a.Status.Error != nil {
 		s.failed = &signalError{}
 		if a.Status.Error != nil {
@@ -185,27 +186,19 @@ func decodeSignal(res resource) (signal, bool) {
 	return s, true
 }
 
-// metaTime reads a signal time: epoch seconds or milliseconds (what Smartcar sends), or an
-// ISO-8601 string.
-func metaTime(raw json.RawMessage) time.Time {
-	v := strings.Trim(string(raw), `"`)
-	if t, ok := epoch.Parse(v); ok {
-		return t
-	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t.UTC()
-	}
-	return time.Time{}
-}
+// closureSignals are the signals a lock status is made of.
+var closureSignals = []string{signalIsLocked, signalDoors, signalWindows}
 
-// signals reads every signal of the vehicle (GET /v3/vehicles/{id}/signals), following the
-// list's next links on the same origin.
+// signals reads the vehicle's closure signals from its signal list (GET
+// /v3/vehicles/{id}/signals), following the list's next links on the same origin until the list
+// ends or every closure signal is in: a car reports dozens of signals, and each page is a call
+// against Smartcar's per-vehicle rate limit.
 func (c *V3) signals(ctx context.Context, op, user, vehicleID string) (map[string]signal, *response, error) {
 	out := map[string]signal{}
 	path := vehiclePath(vehicleID, "/signals")
 	var last *response
 	for range maxSignalPages {
-		r, err := c.read(ctx, op, user, path)
+		r, err := c.get(ctx, op, user, path)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -220,11 +213,11 @@ func (c *V3) signals(ctx context.Context, op, user, vehicleID string) (map[strin
 			return nil, nil, malformed(op, r)
 		}
 		for _, res := range page.Data {
-			if s, ok := decodeSignal(res); ok {
+			if s, ok := decodeSignal(res); ok && slices.Contains(closureSignals, s.code) {
 				out[s.code] = s
 			}
 		}
-		if page.Links.Next == "" {
+		if page.Links.Next == "" || len(out) == len(closureSignals) {
 			return out, last, nil
 		}
 		next, ok := c.samePath(page.Links.Next)
@@ -285,7 +278,7 @@ func (c *V3) LockStatus(ctx context.Context, grant domain.VehicleGrant, vehicleI
 			return domain.LockStatus{}, &domain.UpstreamError{Err: cl.err, Op: op, Status: r.status, Type: s.failed.Type,
 				Code: s.failed.Code, RequestID: r.requestID, Transient: cl.temporary}
 		}
-		locked, ok := boolValue(s.body)
+		locked, ok := lockedValue(s.body)
 		if !ok {
 			return domain.LockStatus{}, malformed(op, r)
 		}
@@ -303,15 +296,9 @@ func (c *V3) LockStatus(ctx context.Context, grant domain.VehicleGrant, vehicleI
 	return st, nil
 }
 
-// boolValue reads a signal body {"value": true|false}.
-func boolValue(body json.RawMessage) (bool, bool) {
-	var b struct {
-		Value *bool `json:"value"`
-	}
-	if json.Unmarshal(body, &b) != nil || b.Value == nil {
-		return false, false
-	}
-	return *b.Value, true
+// lockedValue reads a lock signal's body {"value": …} as the webhook decoder reads it.
+func lockedValue(body json.RawMessage) (bool, bool) {
+	return lockValue(parseObject(body)["value"])
 }
 
 // grid reads a per-opening signal body {"values":[{"row","column","isOpen"}…]} into openings
@@ -383,8 +370,7 @@ func (c *V3) Security(ctx context.Context, grant domain.VehicleGrant, vehicleID 
 	}
 	switch v := strings.ToUpper(a.Status.Value); {
 	case v == "FAILED" || v == "ERROR":
-		return "", &domain.UpstreamError{Err: domain.ErrUpstreamUnavailable, Op: op, Status: r.status,
-			RequestID: id, PossiblyExecuted: true, Cause: errors.New("upstream reported the command failed")}
+		return "", commandFailed(op, r.status, id)
 	case r.status == http.StatusAccepted && v != "SUCCESS":
 		if err := c.confirm(ctx, grant.SmartcarUserID, vehicleID, action == domain.SecurityLock, start, deadline); err != nil {
 			err.Op, err.RequestID = op, id
@@ -408,11 +394,11 @@ func (c *V3) confirm(ctx context.Context, user, vehicleID string, locked bool, s
 	}
 	for {
 		wait := c.cfg.ConfirmInterval
-		r, err := c.read(ctx, "confirm security command", user, vehiclePath(vehicleID, "/signals/"+signalIsLocked))
+		r, err := c.get(ctx, "confirm security command", user, vehiclePath(vehicleID, "/signals/"+signalIsLocked))
 		if err == nil {
 			res, _ := decodeResource(r.body)
 			if s, ok := decodeSignal(res); ok && s.failed == nil {
-				if got, ok := boolValue(s.body); ok && got == locked && (s.observedAt.IsZero() || !s.observedAt.Before(sent)) {
+				if got, ok := lockedValue(s.body); ok && got == locked && (s.observedAt.IsZero() || !s.observedAt.Before(sent)) {
 					return nil
 				}
 			}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,5 +269,36 @@ func TestV3TokenEndpointDown(t *testing.T) {
 	}
 	if _, err := env.api.Security(t.Context(), g, id, domain.SecurityLock); err != nil {
 		t.Errorf("Security once the token endpoint is back: %v", err)
+	}
+}
+
+// The signal list is read only as far as the lock status needs: a first page holding every
+// closure signal ends the read, whatever the list says is next; and an endless list ends after
+// a bounded number of pages with an error, not a loop.
+func TestV3SignalPagingIsBounded(t *testing.T) {
+	closure := `{"id":"%s","type":"signal","attributes":{"code":"%s","status":{"value":"SUCCESS"},"body":%s}}`
+	all, seen := v3Upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"data":[`+
+			fmt.Sprintf(closure, "a", "closure-islocked", `{"value":true}`)+","+
+			fmt.Sprintf(closure, "b", "closure-doors", `{"values":[]}`)+","+
+			fmt.Sprintf(closure, "c", "closure-windows", `{"values":[]}`)+
+			`],"links":{"next":"/vehicles/veh-1/signals?page=2"}}`)
+	})
+	if st, err := all.LockStatus(t.Context(), domain.VehicleGrant{SmartcarUserID: "u"}, "veh-1"); err != nil || st.Locked == nil || !*st.Locked {
+		t.Fatalf("LockStatus = %+v, %v", st, err)
+	}
+	if len(*seen) != 1 {
+		t.Errorf("%d signal pages read, want 1: the first held every closure signal", len(*seen))
+	}
+	var pages atomic.Int64
+	endless, _ := v3Upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		n := pages.Add(1)
+		_, _ = fmt.Fprintf(w, `{"data":[],"links":{"next":"/vehicles/veh-1/signals?page=%d"}}`, n+1)
+	})
+	if _, err := endless.LockStatus(t.Context(), domain.VehicleGrant{SmartcarUserID: "u"}, "veh-1"); !errors.Is(err, domain.ErrUpstreamUnavailable) {
+		t.Errorf("endless signal list: %v, want ErrUpstreamUnavailable", err)
+	}
+	if n := pages.Load(); n != 10 {
+		t.Errorf("%d pages read of an endless list, want the bound of 10", n)
 	}
 }

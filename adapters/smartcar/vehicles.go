@@ -248,10 +248,16 @@ func (c *Client) Security(ctx context.Context, grant domain.VehicleGrant, vehicl
 		Status string `json:"status"`
 	}
 	if json.Unmarshal(r.body, &res) == nil && strings.EqualFold(res.Status, "failed") {
-		return "", &domain.UpstreamError{Err: domain.ErrUpstreamUnavailable, Op: op, Status: r.status,
-			RequestID: r.requestID, PossiblyExecuted: true, Cause: errors.New("upstream reported the command failed")}
+		return "", commandFailed(op, r.status, r.requestID)
 	}
 	return r.requestID, nil
+}
+
+// commandFailed is a command the upstream answered with an explicit failure. Which step failed
+// is not said, so it may have reached the car.
+func commandFailed(op string, status int, requestID string) error {
+	return &domain.UpstreamError{Err: domain.ErrUpstreamUnavailable, Op: op, Status: status,
+		RequestID: requestID, PossiblyExecuted: true, Cause: errors.New("upstream reported the command failed")}
 }
 
 // Disconnect implements ports.VehicleAPI (DELETE /v2.0/vehicles/{id}/application).

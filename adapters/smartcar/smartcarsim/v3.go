@@ -113,11 +113,7 @@ func (s *Simulator) authenticateApp(w http.ResponseWriter, r *http.Request) (*gr
 
 // handleV3Vehicle serves GET /v3/vehicles/{id} (read_vehicle_info).
 func (s *Simulator) handleV3Vehicle(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.authenticateApp(w, r)
-	if !ok {
-		return
-	}
-	v, ok := s.vehicleFor(w, r, g, "read_vehicle_info")
+	v, ok := s.appVehicle(w, r, "read_vehicle_info")
 	if !ok || s.afterEffect(w, r, EndpointAttributes) {
 		return
 	}
@@ -130,45 +126,61 @@ func v3VehicleJSON(v vehicle) map[string]any {
 		"links":      map[string]string{"self": "/vehicles/" + v.id}}
 }
 
-// v3Signals is the car's closure signals as v3 reports them: the lock state and, per door and
-// window, whether it is open (the doors locked with the car).
-func (s *Simulator) v3Signals(v vehicle) []map[string]any {
-	grid := func(locks bool) map[string]any {
-		values := make([]map[string]any, 0, 4)
-		for row := range 2 {
-			for col := range 2 {
-				e := map[string]any{"row": row, "column": col, "isOpen": false}
-				if locks {
-					e["isLocked"] = v.locked
-				}
-				values = append(values, e)
+// v3SignalCodes are the signals a simulated car reports, in list order: its lock state and, per
+// door and window, whether it is open (the doors lock with the car).
+var v3SignalCodes = []string{"closure-islocked", "closure-doors", "closure-windows"}
+
+// v3Signal is one of the car's signals as v3 reports it; false for a code the car lacks.
+func (s *Simulator) v3Signal(v vehicle, code string) (map[string]any, bool) {
+	var name string
+	var body map[string]any
+	switch code {
+	case "closure-islocked":
+		name, body = "IsLocked", map[string]any{"value": v.locked}
+	case "closure-doors":
+		name, body = "Doors", closureGrid(v, true)
+	case "closure-windows":
+		name, body = "Windows", closureGrid(v, false)
+	default:
+		return nil, false
+	}
+	return map[string]any{"id": newUUID(), "type": "signal",
+		"attributes": map[string]any{"code": code, "name": name, "group": "Closure",
+			"status": map[string]string{"value": "SUCCESS"}, "body": body},
+		"meta":  map[string]any{"retrievedAt": s.now().UnixMilli(), "oemUpdatedAt": v.updatedAt.UnixMilli()},
+		"links": map[string]string{"self": "/vehicles/" + v.id + "/signals/" + code, "vehicle": "/vehicles/" + v.id}}, true
+}
+
+// closureGrid is a per-opening body: four closed openings in two rows, each locked with the car
+// when locks is set.
+func closureGrid(v vehicle, locks bool) map[string]any {
+	values := make([]map[string]any, 0, 4)
+	for row := range 2 {
+		for col := range 2 {
+			e := map[string]any{"row": row, "column": col, "isOpen": false}
+			if locks {
+				e["isLocked"] = v.locked
 			}
+			values = append(values, e)
 		}
-		return map[string]any{"values": values, "rowCount": 2, "columnCount": 2}
 	}
-	meta := map[string]any{"retrievedAt": s.now().UnixMilli(), "oemUpdatedAt": v.updatedAt.UnixMilli()}
-	one := func(code, name string, body map[string]any) map[string]any {
-		return map[string]any{"id": newUUID(), "type": "signal",
-			"attributes": map[string]any{"code": code, "name": name, "group": "Closure",
-				"status": map[string]string{"value": "SUCCESS"}, "body": body},
-			"meta":  meta,
-			"links": map[string]string{"self": "/vehicles/" + v.id + "/signals/" + code, "vehicle": "/vehicles/" + v.id}}
+	return map[string]any{"values": values, "rowCount": 2, "columnCount": 2}
+}
+
+// appVehicle resolves a v3 call's vehicle for the application acting for sc-user-id, with perm:
+// authenticateApp, then vehicleFor's permission and rate-limit checks.
+func (s *Simulator) appVehicle(w http.ResponseWriter, r *http.Request, perm string) (vehicle, bool) {
+	g, ok := s.authenticateApp(w, r)
+	if !ok {
+		return vehicle{}, false
 	}
-	return []map[string]any{
-		one("closure-islocked", "IsLocked", map[string]any{"value": v.locked}),
-		one("closure-doors", "Doors", grid(true)),
-		one("closure-windows", "Windows", grid(false)),
-	}
+	return s.vehicleFor(w, r, g, perm)
 }
 
 // handleV3Signals serves GET /v3/vehicles/{id}/signals?page=&pageSize= (the closure signals,
 // read_security), paged with meta and links as Smartcar pages it.
 func (s *Simulator) handleV3Signals(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.authenticateApp(w, r)
-	if !ok {
-		return
-	}
-	v, ok := s.vehicleFor(w, r, g, "read_security")
+	v, ok := s.appVehicle(w, r, "read_security")
 	if !ok || refuseByCondition(w, v.condition, false) {
 		return
 	}
@@ -181,7 +193,11 @@ func (s *Simulator) handleV3Signals(w http.ResponseWriter, r *http.Request) {
 	if s.afterEffect(w, r, EndpointLockStatus) {
 		return
 	}
-	all := s.v3Signals(v)
+	all := make([]map[string]any, 0, len(v3SignalCodes))
+	for _, code := range v3SignalCodes {
+		sg, _ := s.v3Signal(v, code)
+		all = append(all, sg)
+	}
 	data := []map[string]any{}
 	if from := (page - 1) * size; from < len(all) {
 		data = all[from:min(from+size, len(all))]
@@ -205,21 +221,16 @@ func (s *Simulator) handleV3Signals(w http.ResponseWriter, r *http.Request) {
 
 // handleV3Signal serves GET /v3/vehicles/{id}/signals/{code}: one signal, bare.
 func (s *Simulator) handleV3Signal(w http.ResponseWriter, r *http.Request) {
-	g, ok := s.authenticateApp(w, r)
-	if !ok {
-		return
-	}
-	v, ok := s.vehicleFor(w, r, g, "read_security")
+	v, ok := s.appVehicle(w, r, "read_security")
 	if !ok || refuseByCondition(w, v.condition, false) || s.afterEffect(w, r, EndpointLockStatus) {
 		return
 	}
-	for _, sg := range s.v3Signals(v) {
-		if sg["attributes"].(map[string]any)["code"] == r.PathValue("code") {
-			writeJSON(w, http.StatusOK, sg)
-			return
-		}
+	sg, ok := s.v3Signal(v, r.PathValue("code"))
+	if !ok {
+		writeAPIError(w, http.StatusNotFound, "RESOURCE_NOT_FOUND", "PATH", 0)
+		return
 	}
-	writeAPIError(w, http.StatusNotFound, "RESOURCE_NOT_FOUND", "PATH", 0)
+	writeJSON(w, http.StatusOK, sg)
 }
 
 // handleV3Security serves POST /v3/vehicles/{id}/commands/security/{lock|unlock}
@@ -231,11 +242,7 @@ func (s *Simulator) handleV3Security(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, "RESOURCE_NOT_FOUND", "PATH", 0)
 		return
 	}
-	g, ok := s.authenticateApp(w, r)
-	if !ok {
-		return
-	}
-	v, ok := s.vehicleFor(w, r, g, "control_security")
+	v, ok := s.appVehicle(w, r, "control_security")
 	if !ok || refuseByCondition(w, v.condition, true) {
 		return
 	}
