@@ -1,6 +1,9 @@
 package domain
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // CommandRateLimit bounds how many commands of one action a user may have admitted within a
 // sliding window; a zero Max means no limit.
@@ -23,8 +26,8 @@ type AdmissionState struct {
 	Prior *Command
 	// Lease is the vehicle's guard, when one was ever taken.
 	Lease *CommandLease
-	// Recent are the creation times of the user's latest commands of the action that fall
-	// inside the limit's window at now, newest first, at most limit.Max of them.
+	// Recent are the creation times of the user's commands of the action that fall inside the
+	// limit's window at now, in any order; a store may stop at the limit.Max newest.
 	Recent []time.Time
 }
 
@@ -56,7 +59,8 @@ func DecideAdmission(st AdmissionState, limit CommandRateLimit, now time.Time) (
 			RetryAfter: max(st.Lease.Until.Sub(now), minRetryAfter)}
 	}
 	if limit.Max > 0 && len(st.Recent) >= limit.Max {
-		oldest := st.Recent[limit.Max-1]
+		newest := slices.SortedFunc(slices.Values(st.Recent), func(a, b time.Time) int { return b.Compare(a) })
+		oldest := newest[limit.Max-1] // the one whose leaving the window frees a place
 		return Admission{}, &CommandRefusal{Err: ErrCommandRateLimited, RetryAfter: max(oldest.Add(limit.Window).Sub(now), minRetryAfter)}
 	}
 	return Admission{TakeOver: st.Lease != nil}, nil

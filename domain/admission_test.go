@@ -25,13 +25,15 @@ func TestDecideAdmission(t *testing.T) {
 		wait     time.Duration
 		holderID domain.CommandID
 	}{
-		"free vehicle":                 {st: domain.AdmissionState{}},
-		"replay over in flight":        {st: domain.AdmissionState{Prior: &prior, Lease: held, Recent: full}, want: domain.Admission{Replay: true}},
-		"in flight":                    {st: domain.AdmissionState{Lease: held}, err: domain.ErrCommandInFlight, wait: 12 * time.Second, holderID: holder},
-		"in flight over rate":          {st: domain.AdmissionState{Lease: held, Recent: full}, err: domain.ErrCommandInFlight, wait: 12 * time.Second, holderID: holder},
-		"lease ran out: take over":     {st: domain.AdmissionState{Lease: expired}, want: domain.Admission{TakeOver: true}},
-		"rate: oldest of the latest":   {st: domain.AdmissionState{Recent: full}, err: domain.ErrCommandRateLimited, wait: 6 * time.Minute},
-		"rate: one under the limit":    {st: domain.AdmissionState{Recent: full[:1]}},
+		"free vehicle":               {st: domain.AdmissionState{}},
+		"replay over in flight":      {st: domain.AdmissionState{Prior: &prior, Lease: held, Recent: full}, want: domain.Admission{Replay: true}},
+		"in flight":                  {st: domain.AdmissionState{Lease: held}, err: domain.ErrCommandInFlight, wait: 12 * time.Second, holderID: holder},
+		"in flight over rate":        {st: domain.AdmissionState{Lease: held, Recent: full}, err: domain.ErrCommandInFlight, wait: 12 * time.Second, holderID: holder},
+		"lease ran out: take over":   {st: domain.AdmissionState{Lease: expired}, want: domain.Admission{TakeOver: true}},
+		"rate: oldest of the latest": {st: domain.AdmissionState{Recent: full}, err: domain.ErrCommandRateLimited, wait: 6 * time.Minute},
+		"rate: one under the limit":  {st: domain.AdmissionState{Recent: full[:1]}},
+		"rate: any order, more than the limit": {st: domain.AdmissionState{Recent: []time.Time{now.Add(-8 * time.Minute), now.Add(-time.Minute),
+			now.Add(-4 * time.Minute)}}, err: domain.ErrCommandRateLimited, wait: 6 * time.Minute},
 		"rate: at least a second":      {st: domain.AdmissionState{Recent: []time.Time{now, now.Add(-limit.Window + time.Millisecond)}}, err: domain.ErrCommandRateLimited, wait: time.Second},
 		"in flight: at least a second": {st: domain.AdmissionState{Lease: &domain.CommandLease{CommandID: holder, Until: now.Add(time.Millisecond)}}, err: domain.ErrCommandInFlight, wait: time.Second, holderID: holder},
 	} {

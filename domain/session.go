@@ -72,7 +72,7 @@ const MaxLiveSessions = 50
 const RevokeSessionLimit = "session_limit"
 
 // SessionsEndedBySignIn decides which of the account's live sessions (newest first, as
-// SessionStore.ListLive returns at most MaxLiveSessions of them) a new sign-in of install on
+// SessionStore.ListLive returns them) a new sign-in of install on
 // device ends, and why: a session is per install and device, so the earlier one of the same pair
 // is replaced; and when the account is at the limit, the oldest live sessions make room.
 func SessionsEndedBySignIn(live []Session, install string, device Device) map[SessionID]string {

@@ -113,8 +113,8 @@ func (s *Commands) vehicleExists(id domain.VehicleID) bool {
 	return ok
 }
 
-// recent is domain.AdmissionState.Recent: the creation times of the user's latest commands of
-// the action inside the window, newest first, at most limit.Max; callers hold mu.
+// recent is domain.AdmissionState.Recent: the creation times of the user's commands of the
+// action inside the window; callers hold mu.
 func (s *Commands) recent(cmd domain.Command, limit ports.CommandRateLimit, now time.Time) []time.Time {
 	if limit.Max <= 0 {
 		return nil
@@ -126,8 +126,7 @@ func (s *Commands) recent(cmd domain.Command, limit ports.CommandRateLimit, now 
 			recent = append(recent, c.CreatedAt)
 		}
 	}
-	slices.SortFunc(recent, func(a, b time.Time) int { return b.Compare(a) })
-	return recent[:min(limit.Max, len(recent))]
+	return recent
 }
 
 // Get implements ports.CommandStore.

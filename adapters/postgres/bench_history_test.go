@@ -68,23 +68,6 @@ ANALYZE;`)
 	}
 }
 
-// historyIDs returns the seed's id for a key, as seedHistory derives them.
-func historyIDs(tb testing.TB, url string, keys ...string) []string {
-	tb.Helper()
-	conn, err := pgx.Connect(tb.Context(), url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		if err := conn.QueryRow(tb.Context(), `SELECT md5($1)::uuid::text`, k).Scan(&out[i]); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return out
-}
-
 // benchApple accepts "subject nonce-claim" tokens: the benchmarks measure the stores, and the
 // verifier has benchmarks of its own.
 type benchApple struct{}
@@ -164,7 +147,7 @@ func BenchmarkHistory(b *testing.B) {
 		b.Run("Vehicles/"+name, func(b *testing.B) {
 			users := make([]domain.UserID, historyUsers)
 			for u := range users {
-				users[u] = domain.UserID(historyIDs(b, url, fmt.Sprintf("u%d", u+1))[0])
+				users[u] = domain.UserID(seedID(fmt.Sprintf("u%d", u+1)))
 			}
 			i := 0
 			for b.Loop() {
@@ -182,8 +165,8 @@ func BenchmarkHistory(b *testing.B) {
 			cars := make([]car, 0, 2*historyUsers)
 			for u := 1; u <= historyUsers; u++ {
 				for k := 1; k <= 2; k++ {
-					ids := historyIDs(b, url, fmt.Sprintf("u%d", u), fmt.Sprintf("v%d-%d", u, k))
-					cars = append(cars, car{domain.UserID(ids[0]), domain.VehicleID(ids[1])})
+					cars = append(cars, car{domain.UserID(seedID(fmt.Sprintf("u%d", u))),
+						domain.VehicleID(seedID(fmt.Sprintf("v%d-%d", u, k)))})
 				}
 			}
 			limit := ports.CommandRateLimit{Window: 10 * time.Minute, Max: 30}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -130,10 +129,8 @@ func (s *Commands) persistAdmitted(tx *gorm.DB, row commandRow, leaseUntil, now 
 		res = tx.Exec(claimLease, row.VehicleID, row.UserID, row.ID, leaseUntil, now)
 	}
 	switch {
-	case res.Error != nil && (errors.Is(res.Error, gorm.ErrForeignKeyViolated) || isForeignKeyViolation(res.Error)):
-		return claimError(res.Error)
 	case res.Error != nil:
-		return translate("admit command", res.Error)
+		return claimError(res.Error)
 	case res.RowsAffected == 0:
 		return errLeaseTaken
 	case s.db.dialect == DialectPostgres:
@@ -172,8 +169,6 @@ func readAdmission(tx *gorm.DB, row commandRow, limit ports.CommandRateLimit, no
 	if err := rows.Err(); err != nil {
 		return st, translate("read admission state", err)
 	}
-	// A UNION ALL keeps no order of its own: newest first, as the rule reads them.
-	slices.SortFunc(st.Recent, func(a, b time.Time) int { return b.Compare(a) })
 	if prior != "" {
 		var r commandRow
 		if err := tx.Where("id = ?", prior).Take(&r).Error; err != nil {

@@ -14,9 +14,10 @@ import (
 
 var _ ports.CommandSettler = (*Commands)(nil)
 
-// findUnknown tells whether the vehicle has a command SettleUnknown might settle; the status is
-// a literal so that even a generic plan matches the partial index.
-const findUnknown = `SELECT id FROM commands WHERE vehicle_id = ? AND status = 'unknown' AND action = ? AND dispatched_at < ? LIMIT 1`
+// whereSettleable selects a vehicle's unknown commands of one action dispatched before an
+// observation: what SettleUnknown might settle. The status is a literal so that even a generic
+// plan matches the partial index of unknown commands.
+const whereSettleable = "vehicle_id = ? AND status = 'unknown' AND action = ? AND dispatched_at < ?"
 
 // SettleUnknown implements ports.CommandSettler. The vehicle's unknown commands of the observed
 // action dispatched before the observation are read with their rows locked, settled by the
@@ -34,21 +35,21 @@ func (s *Commands) SettleUnknown(ctx context.Context, vehicle domain.VehicleID, 
 	// Nearly every lock state a webhook reports finds nothing to settle: a plain read over the
 	// partial index of unknown commands answers that in one round trip, without a transaction
 	// (and, on SQLite, without the single writer).
-	var found []string
-	if err := s.db.r.WithContext(ctx).Raw(findUnknown, string(vehicle), string(action), observedAt.UTC()).Scan(&found).Error; err != nil {
+	var found int
+	err := s.db.r.WithContext(ctx).Raw("SELECT count(*) FROM (SELECT 1 FROM commands WHERE "+whereSettleable+" LIMIT 1) t",
+		string(vehicle), string(action), observedAt.UTC()).Scan(&found).Error
+	if err != nil {
 		return nil, translate("find unknown commands", err)
 	}
-	if len(found) == 0 {
+	if found == 0 {
 		return nil, nil
 	}
 	var out []domain.Command
-	err := s.db.transact(ctx, func(tx *gorm.DB) error {
+	err = s.db.transact(ctx, func(tx *gorm.DB) error {
 		out = nil
 		var rows []commandRow
 		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
-			// The status is a literal so that even a generic plan matches the partial index.
-			Where("vehicle_id = ? AND status = 'unknown' AND action = ? AND dispatched_at < ?",
-				string(vehicle), string(action), observedAt.UTC()).
+			Where(whereSettleable, string(vehicle), string(action), observedAt.UTC()).
 			Order("created_at").Find(&rows).Error
 		if err != nil {
 			return translate("find unknown commands", err)

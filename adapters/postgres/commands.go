@@ -26,6 +26,10 @@ func NewCommands(db *DB) *Commands { return &Commands{db: db} }
 // partial indexes of migration 0003 have the same predicate.
 const whereInFlight = "status IN ('accepted', 'dispatched')"
 
+// whereFinished is its complement, the predicate of the retention index of migration 0010; it is
+// spelt out rather than negated so that it matches that index literally.
+const whereFinished = "status NOT IN ('accepted', 'dispatched')"
+
 // commandRow is the commands table.
 type commandRow struct {
 	ID                string     `gorm:"column:id;primaryKey"`

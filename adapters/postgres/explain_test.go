@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -158,10 +160,10 @@ func hotPaths(t *testing.T, db *postgres.DB, conn *pgx.Conn) []hotPath {
 		commands = postgres.NewCommands(db)
 		inbox    = postgres.NewWebhookInbox(db)
 		now      = time.Now()
-		user     = domain.UserID(uuidOf(t, conn, "u1"))
-		vehicle  = domain.VehicleID(uuidOf(t, conn, "v1"))
-		connID   = domain.ConnectionID(uuidOf(t, conn, "c1"))
-		live     = domain.SessionID(uuidOf(t, conn, "s10000")) // i%10 == 0: live
+		user     = domain.UserID(seedID("u1"))
+		vehicle  = domain.VehicleID(seedID("v1"))
+		connID   = domain.ConnectionID(seedID("c1"))
+		live     = domain.SessionID(seedID("s10000")) // i%10 == 0: live
 		nonce    = domain.HashToken("explain-nonce")
 		fresh    = domain.NewSession(user, "install-x", domain.DevicePhone, "", domain.HashToken("fresh"), now, domain.DefaultSessionLifetimes())
 		cmd      domain.Command
@@ -273,14 +275,12 @@ func hotPaths(t *testing.T, db *postgres.DB, conn *pgx.Conn) []hotPath {
 	}
 }
 
-// uuidOf is the seed's id for a key (md5 of it, as a uuid).
-func uuidOf(t *testing.T, conn *pgx.Conn, key string) string {
-	t.Helper()
-	var id string
-	if err := conn.QueryRow(t.Context(), `SELECT md5($1)::uuid::text`, key).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	return id
+// seedID is the id the SQL seeds derive from a key, md5(key)::uuid, computed here so that tests
+// need no round trip for it.
+func seedID(key string) string {
+	sum := md5.Sum([]byte(key))
+	h := hex.EncodeToString(sum[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // seqScans explains st and returns the large tables its plan reads sequentially, with the plan.

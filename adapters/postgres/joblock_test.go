@@ -63,6 +63,14 @@ func TestJobLockRunsOnceAcrossProcesses(t *testing.T) {
 	if !try(b, "retention") {
 		t.Fatal("the lock was not released after a run that panicked")
 	}
+	// A run whose context ends (a drain, a deadline) gives the lock back all the same.
+	ctx, cancel := context.WithCancel(t.Context())
+	if ran, err := a.TryRun(ctx, "retention", func(ctx context.Context) error { cancel(); return ctx.Err() }); !ran || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run = %v, %v; want ran with its error", ran, err)
+	}
+	if !try(b, "retention") {
+		t.Fatal("the lock was not released after a run whose context ended")
+	}
 }
 
 // On SQLite, which one process serves, the lock keeps two runs of a job in that process apart.

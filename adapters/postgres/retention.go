@@ -17,7 +17,7 @@ var (
 	purgeRevokedSessions  = purge{"sessions", "revoked_at IS NOT NULL AND revoked_at < ?", "revoked_at"}
 	purgeExpiredSessions  = purge{"sessions", "revoked_at IS NULL AND idle_expires_at < ?", "idle_expires_at"}
 	purgeRotatedHashes    = purge{"session_refresh_history", "rotated_at < ?", "rotated_at"}
-	purgeFinishedCommands = purge{"commands", "status NOT IN ('accepted', 'dispatched') AND created_at < ?", "created_at"}
+	purgeFinishedCommands = purge{"commands", whereFinished + " AND created_at < ?", "created_at"}
 	purgeAuditEntries     = purge{"command_audit", "created_at < ?", "created_at"}
 	purgeFinishedEvents   = purge{"webhook_inbox", "status <> 'pending' AND source = ? AND received_at < ?", "received_at"}
 )

@@ -316,3 +316,27 @@ func TestSignInBeyondTheLimitEndsTheOldestSession(t *testing.T) {
 		t.Errorf("Refresh of the session that made room = %v; want ErrSessionRevoked", err)
 	}
 }
+
+// An account that is over the limit (sign-ins that raced at it, sessions from before it) comes
+// back to it with its next sign-in, oldest sessions first, instead of staying over for good.
+func TestSignInBringsAnAccountOverTheLimitBack(t *testing.T) {
+	f := newFixture()
+	first := f.signIn(t, "sub-1", "install-0")
+	for i := range domain.MaxLiveSessions + 10 {
+		f.clock.Advance(time.Second)
+		x := domain.NewSession(first.UserID, fmt.Sprintf("extra-%d", i), domain.DevicePhone, "", domain.HashToken(fmt.Sprintf("r-%d", i)),
+			f.clock.Now(), domain.DefaultSessionLifetimes())
+		if err := f.sessions.Create(t.Context(), x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(time.Second)
+	f.signIn(t, "sub-1", "install-new")
+	live, err := f.sessions.ListLive(t.Context(), first.UserID, f.clock.Now(), 1000)
+	if err != nil || len(live) != domain.MaxLiveSessions {
+		t.Fatalf("live sessions after the sign-in = %d, %v; want %d", len(live), err, domain.MaxLiveSessions)
+	}
+	if s, err := f.sessions.Get(t.Context(), first.SessionID); err != nil || s.RevokeReason != domain.RevokeSessionLimit {
+		t.Errorf("oldest session = %+v, %v; want revoked for the limit", s, err)
+	}
+}

@@ -205,9 +205,11 @@ func (s *Service) findOrCreateUser(ctx context.Context, id domain.AppleIdentity,
 
 // endInstallSessions revokes what a new sign-in replaces (domain.SessionsEndedBySignIn): the
 // earlier session of the same install and device, and the oldest ones beyond the account's
-// limit. It reads only live sessions, so a user's history never slows their sign-in.
+// limit. It reads only live sessions, so a user's history never slows their sign-in, and up to
+// twice the limit of them: an account that went over it (two sign-ins racing at the limit, or
+// sessions from before the limit existed) comes back under it instead of staying over for good.
 func (s *Service) endInstallSessions(ctx context.Context, user domain.UserID, install string, device domain.Device, now time.Time) error {
-	live, err := s.d.Sessions.ListLive(ctx, user, now, domain.MaxLiveSessions)
+	live, err := s.d.Sessions.ListLive(ctx, user, now, 2*domain.MaxLiveSessions)
 	if err != nil {
 		return fmt.Errorf("list sessions: %w", err)
 	}

@@ -108,7 +108,7 @@ func (s *Service) Run(ctx context.Context, o Observer) (Report, error) {
 		for _, p := range s.purges(s.cfg.Retention.Cutoffs(s.now())) {
 			start := time.Now()
 			n, err := s.drain(ctx, p)
-			rep.Deleted[p.table] = n
+			rep.Deleted[p.table] += n // the inbox is purged per event source
 			if o != nil {
 				o.Purged(p.table, n, time.Since(start))
 			}
@@ -158,14 +158,8 @@ func (s *Service) purges(c domain.RetentionCutoffs) []purge {
 		{TableCommandAudit, func(ctx context.Context, limit int) (int, error) {
 			return s.d.Commands.DeleteAuditBefore(ctx, c.CommandsCreated, limit)
 		}},
-		{TableInbox, func(ctx context.Context, limit int) (int, error) {
-			a, err := inbox(domain.SourceSmartcar, c.InboxReceived)(ctx, limit)
-			if err != nil || a >= limit {
-				return a, err
-			}
-			b, err := inbox(domain.SourceApple, c.InboxReceived)(ctx, limit-a)
-			return a + b, err
-		}},
+		{TableInbox, inbox(domain.SourceSmartcar, c.InboxReceived)},
+		{TableInbox, inbox(domain.SourceApple, c.InboxReceived)},
 		{TableDeletionRequests, inbox(domain.SourceAccount, c.DeletionRequestsReceived)},
 	}
 }

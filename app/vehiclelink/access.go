@@ -26,9 +26,10 @@ func (s *Service) WithAccess(ctx context.Context, id domain.ConnectionID, fn fun
 		return err
 	}
 	if !s.d.API.UserTokens() {
+		// No refresh can help an application-authenticated call: a dead grant is marked as it is.
 		err := fn(domain.VehicleGrant{SmartcarUserID: conn.SmartcarUserID})
-		if status, ok := deadGrant(err); ok {
-			return errors.Join(err, s.mark(ctx, id, status))
+		if domain.RequiresReconnect(err) {
+			return errors.Join(err, s.markFor(ctx, id, err))
 		}
 		return err
 	}
@@ -59,18 +60,6 @@ func (s *Service) WithAccess(ctx context.Context, id domain.ConnectionID, fn fun
 		return errors.Join(err, s.mark(ctx, id, domain.ConnectionRevoked))
 	}
 	return err
-}
-
-// deadGrant reads an application-authenticated call's failure: a revoked grant, or a car maker
-// login that only the owner can renew in Connect. No token refresh can help either.
-func deadGrant(err error) (domain.ConnectionStatus, bool) {
-	switch {
-	case errors.Is(err, domain.ErrConsentRevoked):
-		return domain.ConnectionRevoked, true
-	case errors.Is(err, domain.ErrReauthRequired):
-		return domain.ConnectionNeedsReauth, true
-	}
-	return "", false
 }
 
 // refresh replaces the connection's token set under the connection's row lock, which every
@@ -132,14 +121,24 @@ func (s *Service) refresh(ctx context.Context, id domain.ConnectionID, seen doma
 
 // mark records a connection status learnt from the upstream.
 func (s *Service) mark(ctx context.Context, id domain.ConnectionID, status domain.ConnectionStatus) error {
+	return s.update(ctx, id, string(status), func(c *domain.Connection) bool { return c.Mark(status, s.now()) })
+}
+
+// markFor records the status an upstream refusal proves (domain.Connection.MarkFor).
+func (s *Service) markFor(ctx context.Context, id domain.ConnectionID, cause error) error {
+	return s.update(ctx, id, "after refusal", func(c *domain.Connection) bool { return c.MarkFor(cause, s.now()) })
+}
+
+// update applies a mark under the connection's row lock and writes only when it changed something.
+func (s *Service) update(ctx context.Context, id domain.ConnectionID, what string, apply func(*domain.Connection) bool) error {
 	_, err := s.d.Connections.Update(ctx, id, func(c *domain.Connection) error {
-		if !c.Mark(status, s.now()) {
+		if !apply(c) {
 			return errUnmarked
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errUnmarked) {
-		return fmt.Errorf("mark connection %s: %w", status, err)
+		return fmt.Errorf("mark connection %s: %w", what, err)
 	}
 	return nil
 }

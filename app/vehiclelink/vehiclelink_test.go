@@ -482,3 +482,22 @@ func TestApplicationAuthNeedsNoRefresh(t *testing.T) {
 		t.Errorf("connection = %v, %v; want revoked", conn.Status, err)
 	}
 }
+
+// An application-authenticated call refused for the car maker login (re-auth required) marks the
+// connection needs_reauth at once: no token refresh is tried, since none is used.
+func TestApplicationAuthReauthMarksTheConnection(t *testing.T) {
+	f := newFixtureAuth(t, true)
+	user := f.user(t)
+	linked, _ := f.link(t, user, 1)
+	f.api.FailNext(memory.CallLockStatus, 401)
+	if _, err := f.svc.Status(t.Context(), user, linked.Vehicles[0].ID); !errors.Is(err, domain.ErrReauthRequired) {
+		t.Fatalf("Status = %v, want ErrReauthRequired", err)
+	}
+	conn, err := f.conns.Get(t.Context(), linked.ConnectionID)
+	if err != nil || conn.Status != domain.ConnectionNeedsReauth {
+		t.Errorf("connection = %v, %v; want needs_reauth", conn.Status, err)
+	}
+	if _, refreshes := f.api.Counts(); refreshes != 0 {
+		t.Errorf("%d refreshes, want 0", refreshes)
+	}
+}

@@ -53,9 +53,9 @@ func (s *Service) IngestSmartcar(ctx context.Context, body []byte, signature str
 	return Receipt{Outcome: OutcomeStored}, nil
 }
 
-// processSmartcar applies one stored Smartcar event, decoded by the worker (decodeSmartcar). Its
-// body was authenticated before it was stored; decoding it again keeps the inbox the raw truth,
-// so a fixed decoder can replay it.
+// processSmartcar applies one stored Smartcar event, decoded once by the worker (decodeSmartcar)
+// from the stored body, which was authenticated before it was stored: the inbox keeps the raw
+// truth, so a fixed decoder can replay it. A body that did not decode is malformed.
 func (s *Service) processSmartcar(ctx context.Context, ev domain.VehicleEvent, decodeErr error) (Outcome, error) {
 	if decodeErr != nil {
 		return OutcomeMalformed, nil

@@ -19,16 +19,10 @@ func sessionRetention(t *testing.T, newStores func(t *testing.T) (ports.SessionS
 		s, users := newStores(t)
 		u := seedUser(t, users)
 		cut := era(1960)
-		revoke := func(x domain.Session, at time.Time) {
-			t.Helper()
-			if _, err := s.Update(t.Context(), x.ID, func(x *domain.Session) error { x.Revoke(at, domain.RevokeSignOut); return nil }); err != nil {
-				t.Fatal(err)
-			}
-		}
 		var gone []domain.Session
 		for i := range 3 { // revoked before the cut
 			x := seedSession(t, s, u.ID, era(1950).Add(time.Duration(i)*time.Hour))
-			revoke(x, era(1951))
+			revoke(t, s, x.ID, era(1951))
 			gone = append(gone, x)
 		}
 		for i := range 2 { // idle expired before the cut, never revoked
@@ -38,7 +32,7 @@ func sessionRetention(t *testing.T, newStores func(t *testing.T) (ports.SessionS
 		rotatedAway := rotated.RefreshHash
 		rotate(t, s, rotated.ID, era(1950).Add(time.Minute)) // its history goes with it
 		revokedLater := seedSession(t, s, u.ID, era(1950))
-		revoke(revokedLater, era(1961))
+		revoke(t, s, revokedLater.ID, era(1961))
 		endsLater := seedSession(t, s, u.ID, cut.Add(-24*time.Hour)) // idle expires 29 days after the cut
 		live := seedSession(t, s, u.ID, now())
 
@@ -67,7 +61,20 @@ func sessionRetention(t *testing.T, newStores func(t *testing.T) (ports.SessionS
 		if n, err := s.DeleteEnded(t.Context(), cut, 0); err != nil || n != 0 {
 			t.Errorf("DeleteEnded(limit 0) = %d, %v", n, err)
 		}
-		revoke(endsLater, era(1961)) // RevokeAllCreatedBefore counts the active sessions of the past
+		revoke(t, s, endsLater.ID, era(1961)) // RevokeAllCreatedBefore counts the active sessions of the past
+	})
+
+	t.Run("DeleteRotatedBefore/InBatches", func(t *testing.T) {
+		s, users := newStores(t)
+		x := seedSession(t, s, seedUser(t, users).ID, now())
+		for i := range 3 {
+			rotate(t, s, x.ID, era(1976).Add(time.Duration(i)*time.Minute))
+		}
+		for i, want := range []int{2, 1, 0} {
+			if n, err := s.DeleteRotatedBefore(t.Context(), era(1977), 2); err != nil || n != want {
+				t.Fatalf("DeleteRotatedBefore(limit 2) #%d = %d, %v; want %d", i+1, n, err, want)
+			}
+		}
 	})
 
 	t.Run("DeleteRotatedBefore/ForgetsOldRotatedHashesOnly", func(t *testing.T) {

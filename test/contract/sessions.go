@@ -70,6 +70,19 @@ func rotate(t *testing.T, s ports.SessionStore, id domain.SessionID, at time.Tim
 	return x
 }
 
+// revoke signs the session out at at through Update.
+func revoke(t *testing.T, s ports.SessionStore, id domain.SessionID, at time.Time) domain.Session {
+	t.Helper()
+	x, err := s.Update(t.Context(), id, func(x *domain.Session) error {
+		x.Revoke(at, domain.RevokeSignOut)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update (revoke): %v", err)
+	}
+	return x
+}
+
 func sessionCreate(t *testing.T, newStores func(t *testing.T) (ports.SessionStore, ports.UserStore)) {
 	t.Run("CreateThenGet/RoundTrips", func(t *testing.T) {
 		t.Parallel()
@@ -149,13 +162,7 @@ func sessionList(t *testing.T, newStores func(t *testing.T) (ports.SessionStore,
 		newest := seedSession(t, s, u.ID, base)
 		middle := seedSession(t, s, u.ID, base.Add(-time.Hour))
 		seedSession(t, s, other.ID, base.Add(time.Hour))
-		middle, err := s.Update(t.Context(), middle.ID, func(x *domain.Session) error {
-			x.Revoke(base, domain.RevokeSignOut)
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("Update (revoke): %v", err)
-		}
+		middle = revoke(t, s, middle.ID, base)
 		got, err := s.ListByUser(t.Context(), u.ID)
 		if err != nil {
 			t.Fatalf("ListByUser: %v", err)
@@ -190,12 +197,7 @@ func sessionListLive(t *testing.T, newStores func(t *testing.T) (ports.SessionSt
 		middle := seedSession(t, s, u.ID, base.Add(-2*time.Hour))
 		newest := seedSession(t, s, u.ID, base.Add(-time.Hour))
 		revoked := seedSession(t, s, u.ID, base.Add(-30*time.Minute))
-		if _, err := s.Update(t.Context(), revoked.ID, func(x *domain.Session) error {
-			x.Revoke(base, domain.RevokeSignOut)
-			return nil
-		}); err != nil {
-			t.Fatalf("Update (revoke): %v", err)
-		}
+		revoke(t, s, revoked.ID, base)
 		expired := domain.NewSession(u.ID, "install-idle", domain.DeviceWatch, "Watch", randomHash(), base.Add(-time.Hour),
 			domain.SessionLifetimes{Access: time.Minute, Idle: 30 * time.Minute, Absolute: time.Hour})
 		if err := s.Create(t.Context(), expired); err != nil {
@@ -265,13 +267,7 @@ func sessionRevokeAll(t *testing.T, newStores func(t *testing.T) (ports.SessionS
 		a := seedSession(t, s, u.ID, base.Add(-3*time.Minute))
 		b := seedSession(t, s, u.ID, base.Add(-2*time.Minute))
 		earlier := seedSession(t, s, u.ID, base.Add(-time.Minute))
-		earlier, err := s.Update(t.Context(), earlier.ID, func(x *domain.Session) error {
-			x.Revoke(base.Add(-time.Second), domain.RevokeSignOut)
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("Update (revoke): %v", err)
-		}
+		earlier = revoke(t, s, earlier.ID, base.Add(-time.Second))
 		bystander := seedSession(t, s, other.ID, base)
 
 		n, err := s.RevokeAllForUser(t.Context(), u.ID, base, domain.RevokeAppleConsent)

@@ -93,6 +93,18 @@ func WebhookInbox(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) 
 				t.Errorf("event %d kept = %v (%v), want %v", i, kept, err, want)
 			}
 		}
+		// In batches of at most limit, and never the pending event.
+		late := newInboxEvent(domain.SourceSmartcar, era(1929))
+		late.Status, late.Outcome, late.FinishedAt = domain.InboxProcessed, "applied", era(1929)
+		addEvents(t, s, late)
+		for i, want := range []int{1, 1, 0} {
+			if n, err := s.DeleteFinished(t.Context(), domain.SourceSmartcar, era(1930), 1); err != nil || n != want {
+				t.Fatalf("DeleteFinished(limit 1) #%d = %d, %v; want %d", i+1, n, err, want)
+			}
+		}
+		if _, err := s.Get(t.Context(), old[2].Source, old[2].ID); err != nil {
+			t.Errorf("the pending event went: %v", err)
+		}
 	})
 }
 
@@ -208,33 +220,30 @@ func inboxFinish(t *testing.T, newStore func(t *testing.T) ports.WebhookInbox) {
 		wantInbox(t, s, want)
 	})
 
-	t.Run("Finish/ProcessedNotSpentKeepsItsPayload", func(t *testing.T) {
-		t.Parallel()
-		s := newStore(t)
-		e := newInboxEvent(domain.SourceSmartcar, now())
-		addEvents(t, s, e)
-		done := now().Add(time.Second)
-		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxProcessed, "unknown_vehicle", false, done); err != nil {
-			t.Fatalf("Finish: %v", err)
-		}
-		want := e
-		want.Status, want.Outcome, want.FinishedAt = domain.InboxProcessed, "unknown_vehicle", done
-		wantInbox(t, s, want)
-	})
-
-	t.Run("Finish/FailedKeepsItsPayload", func(t *testing.T) {
-		t.Parallel()
-		s := newStore(t)
-		e := newInboxEvent(domain.SourceSmartcar, now())
-		addEvents(t, s, e)
-		done := now().Add(time.Second)
-		if err := s.Finish(t.Context(), e.Source, e.ID, domain.InboxFailed, "failed", true, done); err != nil {
-			t.Fatalf("Finish: %v", err)
-		}
-		want := e
-		want.Status, want.Outcome, want.FinishedAt = domain.InboxFailed, "failed", done
-		wantInbox(t, s, want)
-	})
+	// Only a spent outcome drops the body: a processed event that may be replayed (an unknown
+	// vehicle) and a failed one keep it.
+	for name, k := range map[string]struct {
+		status  domain.InboxStatus
+		outcome string
+		spent   bool
+	}{
+		"ProcessedNotSpent": {domain.InboxProcessed, "unknown_vehicle", false},
+		"Failed":            {domain.InboxFailed, "failed", true},
+	} {
+		t.Run("Finish/"+name+"KeepsItsPayload", func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			e := newInboxEvent(domain.SourceSmartcar, now())
+			addEvents(t, s, e)
+			done := now().Add(time.Second)
+			if err := s.Finish(t.Context(), e.Source, e.ID, k.status, k.outcome, k.spent, done); err != nil {
+				t.Fatalf("Finish: %v", err)
+			}
+			want := e
+			want.Status, want.Outcome, want.FinishedAt = k.status, k.outcome, done
+			wantInbox(t, s, want)
+		})
+	}
 
 	t.Run("Finish/MissingOrBadStatus/Refused", func(t *testing.T) {
 		t.Parallel()

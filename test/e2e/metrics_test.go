@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -10,6 +11,20 @@ import (
 func (e *env) metrics() response {
 	e.t.Helper()
 	return e.get(e.servers.AdminURL()+"/metrics", "")
+}
+
+// metricSum adds the value of one metric series (name and labels, as exposed) across replicas.
+func metricSum(series string, replicas ...*env) float64 {
+	sum := 0.0
+	for _, e := range replicas {
+		for line := range strings.SplitSeq(e.metrics().raw, "\n") {
+			if v, ok := strings.CutPrefix(line, series+" "); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				sum += n
+			}
+		}
+	}
+	return sum
 }
 
 // get is a plain GET of url, with an optional bearer token.

@@ -330,17 +330,7 @@ func TestRefreshOnceAcrossReplicas(t *testing.T) {
 		t.Fatalf("%d refreshes reached Smartcar, want exactly %d", got, want)
 	}
 	// The replicas' own metrics agree: one renewal across both.
-	renewed := 0
-	for _, srv := range []*env{a, b} {
-		m := srv.metrics()
-		for line := range strings.SplitSeq(m.raw, "\n") {
-			if v, ok := strings.CutPrefix(line, `betterkey_vehicle_token_refreshes_total{outcome="renewed"} `); ok {
-				n, _ := strconv.Atoi(v)
-				renewed += n
-			}
-		}
-	}
-	if renewed != want {
+	if renewed := int(metricSum(`betterkey_vehicle_token_refreshes_total{outcome="renewed"}`, a, b)); renewed != want {
 		t.Fatalf("metrics count %d renewals, want %d", renewed, want)
 	}
 }

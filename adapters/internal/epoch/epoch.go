@@ -13,7 +13,6 @@ import (
 func Parse(s string) (time.Time, bool) {
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || !(f >= 3e7 && f <= 3.3e13) { // written so that NaN fails too
-
 		return time.Time{}, false
 	}
 	if f >= 1e11 {
