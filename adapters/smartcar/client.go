@@ -53,10 +53,6 @@ func New(cfg Config, httpClient *http.Client) (*Client, error) {
 	return &Client{cfg: cfg.WithDefaults(), http: &hc, now: time.Now}, nil
 }
 
-// NewFromConfig builds the client of cfg.API (NewAPI) with its own HTTP client, for wiring that
-// has no shared one.
-func NewFromConfig(cfg Config) (ports.VehicleAPI, error) { return NewAPI(cfg, nil) }
-
 // errOffHostRedirect refuses a redirect that would carry our credentials to another host.
 var errOffHostRedirect = errors.New("follow redirect: refusing to leave the original host")
 

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/postgres"
-	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/sessiontoken"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/wiring"
 )
 
 func main() {
@@ -19,7 +19,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "betterkeyd: invalid configuration:\n%v\n", err)
 		os.Exit(2)
 	}
-	log := server.NewLogger(cfg, os.Stderr)
+	log := wiring.NewLogger(cfg, os.Stderr)
 	if len(os.Args) > 1 && os.Args[1] == "migrate" {
 		if err := migrate(cfg); err != nil {
 			log.Error("migrate failed", "error", err.Error())
@@ -35,7 +35,7 @@ func main() {
 	if cfg.GeneratedSigningKey() {
 		log.Warn("no BETTERKEY_SESSION_SIGNING_KEY: using a throwaway key, access tokens end with this process")
 	}
-	if err := server.Run(cfg, log); err != nil {
+	if err := wiring.Run(cfg, log); err != nil {
 		log.Error("betterkeyd stopped", "error", err.Error())
 		os.Exit(1)
 	}

@@ -58,3 +58,22 @@ func TestCheckerSeesAdapters(t *testing.T) {
 		t.Fatal("the checker found nothing forbidden in adapters/httpapi; it is broken")
 	}
 }
+
+// TestProductionBinaryHasNoSimulators: the simulators reach betterkeyd only through the
+// `simulators` build tag, so the binary an operator deploys cannot be pointed at a fake Apple or
+// Smartcar by any setting. The tagged build proves the check can see them.
+func TestProductionBinaryHasNoSimulators(t *testing.T) {
+	sims := []string{"github.com/betterkey/backend/adapters/apple/applesim", "github.com/betterkey/backend/adapters/smartcar/smartcarsim"}
+	for _, tags := range []string{"", "simulators"} {
+		out, err := exec.Command("go", "list", "-tags", tags, "-deps", "-f", "{{.ImportPath}}", "../../cmd/betterkeyd").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list: %v\n%s", err, out)
+		}
+		deps := "\n" + string(out)
+		for _, sim := range sims {
+			if got, want := strings.Contains(deps, "\n"+sim+"\n"), tags != ""; got != want {
+				t.Errorf("betterkeyd built with tags %q links %s: %v, want %v", tags, sim, got, want)
+			}
+		}
+	}
+}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
 	"github.com/betterkey/backend/adapters/postgres"
-	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/cmd/betterkeyd/wiring"
 )
 
 // commandClient carries the parallel bursts; its pool is large enough that a burst does not
@@ -152,7 +152,7 @@ func (e *env) replica(extra ...fx.Option) (*env, func(ctx context.Context) error
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: level}))
-	app := fxtest.New(e.t, server.Options(serverConfig(e.t, e.infra, addr), log), fx.Populate(&r.servers), fx.Options(extra...))
+	app := fxtest.New(e.t, wiring.Options(serverConfig(e.t, e.infra, addr), log), fx.Populate(&r.servers), fx.Options(extra...))
 	app.RequireStart()
 	var once sync.Once
 	stop := func(ctx context.Context) error {

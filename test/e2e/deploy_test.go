@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
-	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/cmd/betterkeyd/wiring"
 )
 
 // balancer is a round-robin load balancer that honours /readyz the way a cloud load balancer
@@ -249,7 +249,7 @@ func TestRollingDeployDropsNothing(t *testing.T) {
 
 	// The app's view: everything goes through the balancer.
 	app := &env{t: t, infra: in, apple: in.apple, sc: in.smartcar, logs: &syncBuffer{}, dbURL: in.dbURL,
-		signingKey: in.signingKey, servers: &server.Servers{HTTPAddr: lb.addr()}}
+		signingKey: in.signingKey, servers: &wiring.Servers{HTTPAddr: lb.addr()}}
 	owner, garage := app.garage(cars)
 
 	l := &loadClient{t: t, base: "http://" + lb.addr(), http: &http.Client{Timeout: 60 * time.Second,

@@ -11,10 +11,10 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/betterkey/backend/adapters/config"
-	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/app/command"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/wiring"
 )
 
 // A replica that stops fails /readyz at once, answers its long-polls with the command as it is,
@@ -24,7 +24,7 @@ func TestDrainReleasesLongPollsAndFinishesCommands(t *testing.T) {
 	e := startServer(t)
 	s, cars := e.garage(1)
 	var (
-		drain *server.Drain
+		drain *wiring.Drain
 		cmds  *command.Service
 	)
 	r, stop := e.replica(fx.Populate(&drain, &cmds), fx.Decorate(func(c config.Config) config.Config {

@@ -24,12 +24,12 @@ import (
 	"go.uber.org/fx/fxtest"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/postgres/pgtest"
-	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/sessiontoken"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/app/vehiclelink"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/wiring"
 )
 
 // The apps' client ids, and the team and key of the Sign in with Apple client key.
@@ -84,7 +84,7 @@ type env struct {
 	infra   *infra
 	apple   *applesim.Simulator
 	sc      *smartcarsim.Simulator
-	servers *server.Servers
+	servers *wiring.Servers
 	link    *vehiclelink.Service
 	dbURL   string
 	logs    *syncBuffer
@@ -187,7 +187,7 @@ func tryStartOn(t testing.TB, in *infra, addr string, opts ...option) (*env, err
 		level = max(level, slog.LevelWarn)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
-	app := fxtest.New(t, server.Options(cfg, log), fx.Populate(&e.servers, &e.link))
+	app := fxtest.New(t, wiring.Options(cfg, log), fx.Populate(&e.servers, &e.link))
 	t.Cleanup(func() { e.leaks.check(t, e.logs.String()) }) // after the stop below: the whole log
 	ctx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
 	defer cancel()

@@ -19,12 +19,12 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/connectapi"
 	"github.com/betterkey/backend/adapters/keyring"
-	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/adapters/vault/vaulttest"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/wiring"
 	"github.com/betterkey/backend/domain"
 	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
@@ -261,8 +261,8 @@ func TestRetireRefusedWhileInUse(t *testing.T) {
 // starts fails the test.
 func startError(t *testing.T, cfg config.Config) error {
 	t.Helper()
-	var servers *server.Servers
-	app := fx.New(server.Options(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil))), fx.Populate(&servers))
+	var servers *wiring.Servers
+	app := fx.New(wiring.Options(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil))), fx.Populate(&servers))
 	if err := app.Err(); err != nil {
 		return err
 	}

@@ -5,8 +5,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/betterkey/backend/adapters/config"
-	"github.com/betterkey/backend/adapters/server"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/wiring"
 )
 
 // replicaEnv makes the test binary run as a server process (exactly what betterkeyd's main does)
@@ -31,7 +31,7 @@ func runAsServer() int {
 		os.Stderr.WriteString("invalid configuration: " + err.Error() + "\n")
 		return 2
 	}
-	if err := server.Run(cfg, server.NewLogger(cfg, os.Stderr)); err != nil {
+	if err := wiring.Run(cfg, wiring.NewLogger(cfg, os.Stderr)); err != nil {
 		os.Stderr.WriteString("server stopped: " + err.Error() + "\n")
 		return 1
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/betterkey/backend/adapters/apple/applesim"
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 )
 
 // inboxRow is one webhook_inbox row as the worker left it.

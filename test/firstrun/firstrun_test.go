@@ -60,7 +60,7 @@ func TestREADMEFirstRun(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "betterkeyd")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/betterkeyd")
+	build := exec.Command("go", "build", "-tags", "simulators", "-o", bin, "../../cmd/betterkeyd") // what `task run` builds
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

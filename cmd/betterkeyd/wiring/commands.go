@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"context"
@@ -7,21 +7,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
-	"github.com/betterkey/backend/adapters/config"
-	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/vehiclelink"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
 
-// commandOptions wires lock and unlock commands: the store, the settings, the service with its
+// commandOptions wires lock and unlock commands: the settings, the service with its
 // Prometheus observer, and the worker's lifecycle. Options lists it before the servers, so on
 // stop the HTTP listeners close first (no new commands) and the worker drains after them.
 func commandOptions() fx.Option {
 	return fx.Options(
 		fx.Provide(
-			fx.Annotate(postgres.NewCommands, fx.As(new(ports.CommandStore))),
 			newCommandConfig,
 			newCommands,
 		),

@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"crypto/tls"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/betterkey/backend/adapters/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/domain"
 )
 

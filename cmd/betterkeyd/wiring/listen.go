@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"context"
@@ -14,9 +14,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/connectapi"
 	"github.com/betterkey/backend/adapters/httpapi"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 )
 
 // Admin is the internal-tools handler (Connect RPC) and the path prefix it serves.
@@ -71,10 +71,10 @@ func listeners(cfg config.Config, reg *prometheus.Registry, rest http.Handler, a
 	public := http.NewServeMux()
 	public.Handle("/", rest)
 	if sims.Apple != nil {
-		public.Handle("/sim/apple/", http.StripPrefix("/sim/apple", sims.Apple.Handler()))
+		public.Handle("/sim/apple/", http.StripPrefix("/sim/apple", sims.Apple))
 	}
 	if sims.Smartcar != nil {
-		public.Handle("/sim/smartcar/", http.StripPrefix("/sim/smartcar", sims.Smartcar.Handler()))
+		public.Handle("/sim/smartcar/", http.StripPrefix("/sim/smartcar", sims.Smartcar))
 	}
 	adminAPI := httpsOnly(cfg, admin.Handler)
 	metrics := httpsOnly(cfg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

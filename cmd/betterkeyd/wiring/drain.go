@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"context"
@@ -10,9 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/httpapi"
 	"github.com/betterkey/backend/app/command"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 )
 
 // errDraining is what /readyz answers once a stop has begun.

@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"context"
@@ -7,10 +7,10 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/app/identity"
 	"github.com/betterkey/backend/app/sessionkeys"
 	"github.com/betterkey/backend/app/vehiclelink"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 )
 
 // Housekeeping cadence. Every replica runs the jobs; they are idempotent, and the connection

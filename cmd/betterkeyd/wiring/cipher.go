@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/betterkey/backend/adapters/cipherprobe"
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/keyring"
 	"github.com/betterkey/backend/adapters/vault"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/ports"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/betterkey/backend/adapters/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/domain"
 )
 

@@ -1,13 +1,13 @@
-package server
+package wiring
 
 import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/smartcar"
 	"github.com/betterkey/backend/app/vehiclelink"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/ports"
 )
 

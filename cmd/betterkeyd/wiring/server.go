@@ -1,7 +1,8 @@
-// Package server composes the product from a config.Config: it chooses the adapters the
-// environment allows, wires them to the use cases with fx, and runs the HTTP listeners. main and
-// the end-to-end tests build the same graph from here, so what the tests start is what ships.
-package server
+// Package wiring is betterkeyd's composition root: from a config.Config it chooses the adapters
+// the environment allows, wires them to the use cases with fx, and runs the HTTP listeners. It is
+// the binary's, not an adapter; main and the end-to-end tests build the same graph from here, so
+// what the tests start is what ships.
+package wiring
 
 import (
 	"context"
@@ -16,13 +17,10 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/betterkey/backend/adapters/apple"
-	"github.com/betterkey/backend/adapters/apple/applesim"
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/connectapi"
 	"github.com/betterkey/backend/adapters/httpapi"
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/sessiontoken"
-	"github.com/betterkey/backend/adapters/smartcar/smartcarsim"
 	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/command"
 	"github.com/betterkey/backend/app/identity"
@@ -30,6 +28,7 @@ import (
 	"github.com/betterkey/backend/app/sessionkeys"
 	"github.com/betterkey/backend/app/vehiclelink"
 	"github.com/betterkey/backend/app/webhook"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
@@ -43,18 +42,11 @@ func Options(cfg config.Config, log *slog.Logger) fx.Option {
 			l.UseLogLevel(slog.LevelDebug) // the graph's wiring is noise unless something fails
 			return l
 		}),
+		postgres.Module,
 		fx.Provide(
 			newRegistry,
 			newTracerProvider,
 			openDatabase,
-			fx.Annotate(postgres.NewUsers, fx.As(new(ports.UserStore))),
-			fx.Annotate(postgres.NewSessions, fx.As(new(ports.SessionStore))),
-			fx.Annotate(postgres.NewNonces, fx.As(new(ports.NonceStore))),
-			fx.Annotate(postgres.NewConnectStates, fx.As(new(ports.ConnectStateStore))),
-			fx.Annotate(postgres.NewConnections, fx.As(new(ports.ConnectionStore))),
-			fx.Annotate(postgres.NewSealedSecrets, fx.As(new(ports.SealedSecretStore))),
-			fx.Annotate(postgres.NewAppleGrants, fx.As(new(ports.AppleGrantStore))),
-			fx.Annotate(postgres.NewSigningKeys, fx.As(new(ports.SigningKeyStore))),
 			newCipher,
 			newKeys,
 			newVehicleAPI,
@@ -154,12 +146,12 @@ func newAppleTokens(cfg config.Config, log *slog.Logger, keys AppleKeys, sims *S
 	tc := apple.TokenConfig{TokenURL: cfg.AppleTokenURL, RevokeURL: cfg.AppleRevokeURL,
 		TeamID: cfg.AppleTeamID, KeyID: cfg.AppleKeyID, PrivateKey: cfg.ApplePrivateKey}
 	if tc.PrivateKey.Empty() {
-		if sims.Apple == nil {
+		if sims.AppleClientKey == nil {
 			log.Warn("no Apple client key (BETTERKEY_APPLE_TEAM_ID, _KEY_ID, _PRIVATE_KEY): authorization codes are not redeemed, so account deletion cannot revoke Sign in with Apple")
 			return AppleTokens{}, nil
 		}
 		tc.TeamID, tc.KeyID = "SIMTEAM001", "SIMKEY0001"
-		p8, err := sims.Apple.GenerateClientKey(tc.TeamID, tc.KeyID, cfg.AppleAudiences...)
+		p8, err := sims.AppleClientKey(tc.TeamID, tc.KeyID, cfg.AppleAudiences...)
 		if err != nil {
 			return AppleTokens{}, err
 		}
@@ -239,40 +231,6 @@ func newAccount(d accountDeps) (*account.Service, error) {
 			d.Log.Error("apple grant deleted without revocation", slog.String("user_id", string(user)),
 				slog.String("client_id", clientID), slog.String("reason", reason), slog.String("error", err.Error()))
 		}}), nil
-}
-
-// Simulators are the built-in upstream simulators, present only in development with
-// BETTERKEY_SIMULATORS on.
-type Simulators struct {
-	Apple    *applesim.Simulator
-	Smartcar *smartcarsim.Simulator
-}
-
-func newSimulators(lc fx.Lifecycle, cfg config.Config) (*Simulators, error) {
-	if !cfg.Simulators {
-		return &Simulators{}, nil
-	}
-	if cfg.Env != config.Development {
-		return nil, fmt.Errorf("simulators refused in %s", cfg.Env)
-	}
-	aud := ""
-	if len(cfg.AppleAudiences) > 0 {
-		aud = cfg.AppleAudiences[0]
-	}
-	sim, err := applesim.New(applesim.Options{DefaultAudience: aud})
-	if err != nil {
-		return nil, err
-	}
-	sc, err := smartcarsim.New(smartcarsim.Options{
-		ClientID: cfg.SmartcarClientID, ClientSecret: cfg.SmartcarClientSecret.Reveal(),
-		RedirectURIs: []string{cfg.SmartcarRedirectURI}, ManagementToken: config.DevSmartcarManagementToken,
-		SeedDefaultUser: true, WebhookURL: "http://" + cfg.HTTPAddr + "/v1/webhooks/smartcar",
-	})
-	if err != nil {
-		return nil, err
-	}
-	lc.Append(fx.StopHook(func() { sim.Close(); sc.Close() }))
-	return &Simulators{Apple: sim, Smartcar: sc}, nil
 }
 
 // REST is the mobile app's HTTP handler.

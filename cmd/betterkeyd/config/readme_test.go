@@ -9,7 +9,7 @@ import (
 // Every setting the server prints at startup is documented in the README's configuration table,
 // so an operator never meets a setting the README does not explain.
 func TestREADMEDocumentsEverySetting(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

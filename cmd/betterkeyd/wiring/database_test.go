@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"strings"
@@ -7,9 +7,9 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx/fxtest"
 
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/postgres/pgtest"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/domain"
 )
 

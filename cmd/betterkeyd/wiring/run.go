@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"context"
@@ -9,12 +9,15 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/betterkey/backend/adapters/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 )
 
 // Run serves cfg until SIGTERM or SIGINT and then drains (see Drain). A second signal during the
 // drain exits at once: an operator who asks twice means it.
 func Run(cfg config.Config, log *slog.Logger) error {
+	if cfg.Simulators && !simulatorsBuilt {
+		return errNoSimulators // said before the graph, which would bury it in a chain of constructors
+	}
 	var drain *Drain
 	app := fx.New(Options(cfg, log), fx.StopTimeout(cfg.StopTimeout()), fx.Populate(&drain))
 	if err := app.Err(); err != nil {

@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/fx"
 
-	"github.com/betterkey/backend/adapters/config"
 	"github.com/betterkey/backend/adapters/tracing"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 )
 
 // newTracerProvider is the graph's trace.TracerProvider: OTLP when configured, a no-op

@@ -1,4 +1,4 @@
-package server_test
+package wiring_test
 
 import (
 	"io"
@@ -6,9 +6,9 @@ import (
 
 	"go.uber.org/fx"
 
-	"github.com/betterkey/backend/adapters/config"
-	"github.com/betterkey/backend/adapters/server"
 	"github.com/betterkey/backend/adapters/sessiontoken"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/wiring"
 )
 
 // TestGraphIsComplete checks the dependency graph of the first-run configuration without
@@ -18,8 +18,8 @@ func TestGraphIsComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := server.NewLogger(cfg, io.Discard)
-	if err := fx.ValidateApp(server.Options(cfg, log)); err != nil {
+	log := wiring.NewLogger(cfg, io.Discard)
+	if err := fx.ValidateApp(wiring.Options(cfg, log)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -32,7 +32,7 @@ func TestGraphIsCompleteWithTheVerifyShortcut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fx.ValidateApp(server.Options(cfg, server.NewLogger(cfg, io.Discard))); err != nil {
+	if err := fx.ValidateApp(wiring.Options(cfg, wiring.NewLogger(cfg, io.Discard))); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"github.com/betterkey/backend/app/keys"

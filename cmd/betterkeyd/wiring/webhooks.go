@@ -1,4 +1,4 @@
-package server
+package wiring
 
 import (
 	"context"
@@ -8,16 +8,13 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/betterkey/backend/adapters/apple"
-	"github.com/betterkey/backend/adapters/config"
-	"github.com/betterkey/backend/adapters/postgres"
 	"github.com/betterkey/backend/adapters/smartcar"
 	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/webhook"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/domain"
 	"github.com/betterkey/backend/ports"
 )
-
-func newWebhookInbox(db *postgres.DB) ports.WebhookInbox { return postgres.NewWebhookInbox(db) }
 
 // newVehicleEvents verifies Smartcar deliveries with the configured management tokens, current
 // first. Staging and production refuse to start without one (the config layer checks); a
@@ -62,9 +59,6 @@ func newWebhooks(d webhookDeps) *webhook.Service {
 	return webhook.New(webhook.Deps{Inbox: d.Inbox, VehicleEvents: d.Events, Notifications: d.Notifications,
 		Connections: d.Connections, Users: d.Users, Sessions: d.Sessions, Accounts: d.Accounts, Commands: d.Commands}, d.Config)
 }
-
-// newCommandSettler is the command store in its settling role, on the same database.
-func newCommandSettler(db *postgres.DB) ports.CommandSettler { return postgres.NewCommands(db) }
 
 // workerObserver counts processed events by outcome and logs the ones that failed. Event ids
 // and types are the senders' public identifiers; nothing else of an event is logged.
@@ -127,7 +121,7 @@ func runWebhookWorker(lc fx.Lifecycle, svc *webhook.Service, reg *prometheus.Reg
 // verifiers, the service (which the REST transport mounts) and its worker.
 func webhookOptions() fx.Option {
 	return fx.Options(
-		fx.Provide(newWebhookInbox, newVehicleEvents, newAppleNotifications, newCommandSettler, newWebhooks),
+		fx.Provide(newVehicleEvents, newAppleNotifications, newWebhooks),
 		fx.Invoke(runWebhookWorker),
 	)
 }

@@ -1,11 +1,11 @@
-package server
+package wiring
 
 import (
 	"io"
 	"log/slog"
 	"strings"
 
-	"github.com/betterkey/backend/adapters/config"
+	"github.com/betterkey/backend/cmd/betterkeyd/config"
 )
 
 // NewLogger returns the process logger: JSON outside development (for log pipelines), text in
