@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 
@@ -12,31 +10,27 @@ import (
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
 )
 
-// rewrapCommand parses "keys rewrap [-batch N]".
-func rewrapCommand(args []string) (cliCommand, error) {
-	fs := flag.NewFlagSet("keys rewrap", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // the caller prints the usage once
-	batch := fs.Int("batch", 0, "secrets per batch, 1-1000 (0: the server's default); the server checks the range")
-	if err := fs.Parse(args); err != nil {
-		return cliCommand{}, fmt.Errorf("%w: keys rewrap: %w", errUsage, err)
-	}
-	if fs.NArg() != 0 {
-		return cliCommand{}, fmt.Errorf("%w: keys rewrap takes no arguments, got %d", errUsage, fs.NArg())
-	}
+type keysRewrap struct {
+	Batch int64 `help:"Secrets per batch, 1-1000 (0: the server's default of 250); the server checks the range."`
+}
+
+func (c keysRewrap) command() (cliCommand, error) {
 	n := int32(-1) // what does not fit is out of range, for the server to refuse
-	if *batch >= 0 && *batch <= math.MaxInt32 {
-		n = int32(*batch)
+	if c.Batch >= 0 && c.Batch <= math.MaxInt32 {
+		n = int32(c.Batch)
 	}
 	return cliCommand{run: rewrapSecrets(n), long: true}, nil
 }
 
-// retireCommand parses "keys retire <min-version>".
-func retireCommand(arg string) (cliCommand, error) {
-	v, err := strconv.ParseInt(arg, 10, 32)
-	if err != nil || v < 1 {
+type keysRetire struct {
+	MinVersion int64 `arg:"" help:"The lowest key version to keep (1, 2, ...)."`
+}
+
+func (c keysRetire) command() (cliCommand, error) {
+	if c.MinVersion < 1 || c.MinVersion > math.MaxInt32 {
 		return cliCommand{}, fmt.Errorf("%w: keys retire: min-version must be a key version (1, 2, ...)", errUsage)
 	}
-	return cliCommand{run: retireKeys(int32(v))}, nil
+	return cliCommand{run: retireKeys(int32(c.MinVersion))}, nil
 }
 
 func keyReport(ctx context.Context, c adminv1connect.AdminServiceClient, out printer) error {

@@ -60,7 +60,7 @@ func TestKeysCommands(t *testing.T) {
 				{[]string{"keys", "rotate"}, []string{
 					"rotated: new seals use key version 2; run `keys rewrap` to move stored secrets to it",
 				}},
-				{[]string{"keys", "rewrap", "-batch", "2"}, []string{
+				{[]string{"keys", "rewrap", "--batch", "2"}, []string{
 					"batch 1: target v2, done 2, failed 0, skipped 0, remaining 3",
 					"batch 2: target v2, done 4, failed 0, skipped 0, remaining 1",
 					"batch 3: target v2, done 5, failed 0, skipped 0, remaining 0",
@@ -73,7 +73,7 @@ func TestKeysCommands(t *testing.T) {
 				}},
 			}
 			for _, s := range steps {
-				out, _, err := f.ctl(t, append([]string{"-protocol", protocol}, s.args...)...)
+				out, _, err := f.ctl(t, append([]string{"--protocol", protocol}, s.args...)...)
 				if err != nil {
 					t.Fatalf("%s: %v", strings.Join(s.args, " "), err)
 				}
@@ -92,7 +92,7 @@ func TestKeysRewrapJSON(t *testing.T) {
 	if _, _, err := f.ctl(t, "keys", "rotate"); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := f.ctl(t, "-o", "json", "keys", "rewrap", "-batch", "2")
+	out, _, err := f.ctl(t, "-o", "json", "keys", "rewrap", "--batch", "2")
 	if err != nil {
 		t.Fatalf("keys rewrap: %v", err)
 	}
@@ -142,14 +142,14 @@ func TestKeysErrors(t *testing.T) {
 		{"retire in use", []string{"keys", "retire", "2"},
 			"keys retire: failed_precondition: stored secrets are still sealed under a key version to retire; rewrap them first (code KEY_VERSION_IN_USE, request id ", false},
 		{"retire beyond latest", []string{"keys", "retire", "9"}, "min_version: must be between 1 and the latest key version (code VALIDATION_FAILED", false},
-		{"batch too large", []string{"keys", "rewrap", "-batch", "5000"}, "keys rewrap: invalid_argument: batch_size: must be between 1 and 1000", false},
-		{"batch beyond int32", []string{"keys", "rewrap", "-batch", "4294967297"}, "batch_size: must be between 1 and 1000", false},
-		{"retire not a number", []string{"keys", "retire", "two"}, "min-version must be a key version", true},
+		{"batch too large", []string{"keys", "rewrap", "--batch", "5000"}, "keys rewrap: invalid_argument: batch_size: must be between 1 and 1000", false},
+		{"batch beyond int32", []string{"keys", "rewrap", "--batch", "4294967297"}, "batch_size: must be between 1 and 1000", false},
+		{"retire not a number", []string{"keys", "retire", "two"}, `<min-version>: expected a valid 64 bit int but got "two"`, true},
 		{"retire zero", []string{"keys", "retire", "0"}, "min-version must be a key version", true},
-		{"retire without version", []string{"keys", "retire"}, "keys retire takes 1 argument(s), got 0", true},
-		{"rewrap with argument", []string{"keys", "rewrap", "now"}, "keys rewrap takes no arguments, got 1", true},
-		{"rewrap bad flag", []string{"keys", "rewrap", "-batch", "x"}, `keys rewrap: invalid value "x" for flag -batch`, true},
-		{"report with argument", []string{"keys", "report", "x"}, "keys report takes 0 argument(s), got 1", true},
+		{"retire without version", []string{"keys", "retire"}, `expected "<min-version>"`, true},
+		{"rewrap with argument", []string{"keys", "rewrap", "now"}, "unexpected argument now", true},
+		{"rewrap bad flag", []string{"keys", "rewrap", "--batch", "x"}, `--batch: expected a valid 64 bit int but got "x"`, true},
+		{"report with argument", []string{"keys", "report", "x"}, "unexpected argument x", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,16 +170,16 @@ func TestKeysErrors(t *testing.T) {
 // TestKeysRewrapHasNoDefaultDeadline: the rewrap job runs until it ends unless -timeout is given,
 // while every other command keeps the default deadline.
 func TestKeysRewrapHasNoDefaultDeadline(t *testing.T) {
-	for args, long := range map[string]bool{"keys rewrap": true, "keys rewrap -batch 10": true, "keys report": false, "keys retire 2": false} {
-		cmd, err := command(strings.Fields(args))
-		if err != nil || cmd.long != long {
-			t.Errorf("command(%q) long = %v, %v; want %v", args, cmd.long, err, long)
+	for args, long := range map[string]bool{"keys rewrap": true, "keys rewrap --batch 10": true, "keys report": false, "keys retire 2": false} {
+		p, err := parse(strings.Fields(args), io.Discard, io.Discard)
+		if err != nil || p.cmd.long != long {
+			t.Errorf("parse(%q) long = %v, %v; want %v", args, p.cmd.long, err, long)
 		}
 	}
 	t.Setenv(tokenEnv, testToken)
 	f := newFixture(t)
 	f.seedSecrets(t, 1)
-	_, _, err := f.ctl(t, "-timeout", "1ns", "keys", "rewrap")
+	_, _, err := f.ctl(t, "--timeout", "1ns", "keys", "rewrap")
 	if err == nil || !strings.Contains(err.Error(), "deadline") {
 		t.Errorf("keys rewrap with -timeout 1ns: %v, want a deadline error", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,83 +13,69 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/alecthomas/kong"
 
 	"github.com/betterkey/backend/adapters/connectapi"
 	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
 )
 
-// errUsage marks a malformed command line; main exits 2 for it, as flag does.
+// errUsage marks a malformed command line; main exits 2 for it, as kong and flag do.
 var errUsage = errors.New("usage")
 
-const usageText = `usage: betterkeyctl [flags] <command> [args]
+// cli is the whole command line: the global flags, then one struct per command. kong parses it,
+// checks the arguments' count and types, and prints the help from the tags.
+type cli struct {
+	Addr           string         `default:"http://127.0.0.1:8081" help:"Admin API base URL (BETTERKEY_ADMIN_ADDR of the server)."`
+	TokenEnv       string         `default:"BETTERKEY_ADMIN_TOKEN" help:"Name of the environment variable holding the admin token."`
+	Output         string         `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
+	Protocol       string         `enum:"connect,grpc,grpcweb" default:"connect" help:"Wire protocol: connect, grpc or grpcweb."`
+	Timeout        *time.Duration `help:"Deadline for the whole command (default 15s; keys rewrap: none unless given)."`
+	AllowPlaintext bool           `help:"Allow http:// to a non-loopback host (sends the token unencrypted)."`
 
-commands:
-  user get <user-id>                    show an account
-  user get-by-apple <issuer> <subject>  show the account of an Apple identity
-  sessions list <user-id>               list an account's sessions, newest first
-  sessions revoke-all <user-id>         revoke every active session of an account
-  sessions revoke <user-id> <session-id> revoke one session of an account
-  sessions revoke-everyone "revoke every session"
-                                        emergency: revoke every session of every account
-  grants revoke-smartcar <user-id>      disconnect an account's vehicles at Smartcar (needs re-auth)
-  grants revoke-apple <user-id>         revoke an account's Sign in with Apple authorizations
-  keys report                           show the key versions and the secrets each protects
-  keys rotate                           add a key version that new seals use
-  keys rewrap [-batch N]                move every stored secret to the latest key version,
-                                        printing progress after each batch (N: 1-1000, default 250);
-                                        runs until done or interrupted unless -timeout is given
-  keys retire <min-version>             retire key versions below min-version once none is in use
-  signing-key list                      list the session signing keys and their state
-  signing-key rotate [-overlap D]       add a session signing key; the replaced keys verify for D
-                                        after it signs (0s-1h, default one access-token lifetime;
-                                        0s for a leaked key)
+	User struct {
+		Get        userGet        `cmd:"" help:"Show an account."`
+		GetByApple userGetByApple `cmd:"" help:"Show the account of an Apple identity."`
+	} `cmd:"" help:"Accounts."`
+	Sessions struct {
+		List           sessionsList           `cmd:"" help:"List an account's sessions, newest first."`
+		RevokeAll      sessionsRevokeAll      `cmd:"" help:"Revoke every active session of an account."`
+		Revoke         sessionsRevoke         `cmd:"" help:"Revoke one session of an account."`
+		RevokeEveryone sessionsRevokeEveryone `cmd:"" help:"Emergency: revoke every session of every account."`
+	} `cmd:"" help:"App sessions."`
+	Grants struct {
+		RevokeSmartcar grantsRevokeSmartcar `cmd:"" help:"Disconnect an account's vehicles at Smartcar (needs re-auth)."`
+		RevokeApple    grantsRevokeApple    `cmd:"" help:"Revoke an account's Sign in with Apple authorizations."`
+	} `cmd:"" help:"Upstream grants."`
+	Keys struct {
+		Report keysReport `cmd:"" help:"Show the key versions and the secrets each protects."`
+		Rotate keysRotate `cmd:"" help:"Add a key version that new seals use."`
+		Rewrap keysRewrap `cmd:"" help:"Move every stored secret to the latest key version, printing progress after each batch; runs until done or interrupted unless --timeout is given."`
+		Retire keysRetire `cmd:"" help:"Retire key versions below min-version once none is in use."`
+	} `cmd:"" help:"Keys sealing the secrets at rest."`
+	SigningKey struct {
+		List   signingKeyList   `cmd:"" help:"List the session signing keys and their state."`
+		Rotate signingKeyRotate `cmd:"" help:"Add a session signing key; the replaced keys verify for --overlap after it signs."`
+	} `cmd:"" help:"Session signing keys."`
+}
 
-The admin token is read from the environment variable named by -token-env.
-
-flags:
-`
-
-// options are the global flags.
-type options struct {
-	addr      string
-	tokenEnv  string
-	output    string
-	protocol  string
-	timeout   time.Duration
-	plaintext bool
+// commandLine is what every command struct is: it turns its parsed arguments into the call to make.
+type commandLine interface {
+	command() (cliCommand, error)
 }
 
 // run is the whole CLI behind main, callable from tests: parse, build a client, run one command.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("betterkeyctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o options
-	fs.StringVar(&o.addr, "addr", "http://127.0.0.1:8081", "admin API base URL (BETTERKEY_ADMIN_ADDR of the server)")
-	fs.StringVar(&o.tokenEnv, "token-env", "BETTERKEY_ADMIN_TOKEN", "name of the environment variable holding the admin token")
-	fs.StringVar(&o.output, "o", "text", "output format: text or json")
-	fs.StringVar(&o.protocol, "protocol", "connect", "wire protocol: connect, grpc or grpcweb")
-	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "deadline for the whole command (keys rewrap: none unless given)")
-	fs.BoolVar(&o.plaintext, "allow-plaintext", false, "allow http:// to a non-loopback host (sends the token unencrypted)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if o.output != "text" && o.output != "json" {
-		return fmt.Errorf("%w: -o must be text or json", errUsage)
-	}
-	cmd, err := command(fs.Args())
-	if err != nil {
-		fs.Usage()
+	p, err := parse(args, stdout, stderr)
+	if err != nil || p.help {
 		return err
 	}
-	if cmd.long && !flagSet(fs, "timeout") {
+	c, cmd := p.cli, p.cmd
+	o := options{addr: c.Addr, tokenEnv: c.TokenEnv, protocol: c.Protocol, plaintext: c.AllowPlaintext, timeout: 15 * time.Second}
+	switch {
+	case c.Timeout != nil:
+		o.timeout = *c.Timeout
+	case cmd.long:
 		o.timeout = 0 // a long job runs until it ends or is interrupted
 	}
 	client, err := newClient(o)
@@ -102,11 +87,55 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
-	out := printer{w: stdout, json: o.output == "json"}
+	out := printer{w: stdout, json: c.Output == "json"}
 	if err := cmd.run(ctx, client, out); err != nil {
-		return describe(strings.Join(fs.Args()[:min(2, fs.NArg())], " "), err)
+		return describe(p.name, err)
 	}
 	return nil
+}
+
+// parsed is a command line kong accepted: the flags, the command to run and its two-word name,
+// or only that the help was asked for (and printed).
+type parsed struct {
+	cli  cli
+	cmd  cliCommand
+	name string
+	help bool
+}
+
+func parse(args []string, stdout, stderr io.Writer) (parsed, error) {
+	var p parsed
+	parser, err := kong.New(&p.cli, kong.Name("betterkeyctl"),
+		kong.Description("Support and operations CLI for the BetterKey admin API. The admin token is read from the environment variable named by --token-env."),
+		kong.Writers(stdout, stderr), kong.Exit(func(int) { p.help = true }))
+	if err != nil {
+		return parsed{}, err
+	}
+	kctx, err := parser.Parse(args)
+	if p.help {
+		return p, nil // --help printed the usage; what kong says after it does not matter
+	}
+	if err != nil {
+		return parsed{}, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	line, ok := kctx.Selected().Target.Addr().Interface().(commandLine)
+	if !ok {
+		return parsed{}, fmt.Errorf("%w: a command is required", errUsage)
+	}
+	if p.cmd, err = line.command(); err != nil {
+		return parsed{}, err
+	}
+	p.name = strings.Join(strings.Fields(kctx.Command())[:2], " ")
+	return p, nil
+}
+
+// options are what the client needs of the global flags.
+type options struct {
+	addr      string
+	tokenEnv  string
+	protocol  string
+	timeout   time.Duration
+	plaintext bool
 }
 
 // commandFunc runs one admin command and prints its result.
@@ -119,66 +148,76 @@ type cliCommand struct {
 	long bool
 }
 
-// command picks the command for the positional arguments, checking their count.
-func command(args []string) (cliCommand, error) {
-	if len(args) < 2 {
-		return cliCommand{}, fmt.Errorf("%w: a command is required", errUsage)
-	}
-	name, rest := args[0]+" "+args[1], args[2:]
-	switch name {
-	case "keys rewrap":
-		return rewrapCommand(rest)
-	case "signing-key rotate":
-		return signingKeyRotateCommand(rest)
-	}
-	want := map[string]int{
-		"user get": 1, "user get-by-apple": 2, "sessions list": 1, "sessions revoke-all": 1, "sessions revoke": 2,
-		"keys report": 0, "keys rotate": 0, "keys retire": 1, "signing-key list": 0,
-		"sessions revoke-everyone": 1, "grants revoke-smartcar": 1, "grants revoke-apple": 1,
-	}
-	n, ok := want[name]
-	if !ok {
-		return cliCommand{}, fmt.Errorf("%w: unknown command %q", errUsage, name)
-	}
-	if len(rest) != n {
-		return cliCommand{}, fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, name, n, len(rest))
-	}
-	switch name {
-	case "user get":
-		return cliCommand{run: getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_UserId{UserId: rest[0]}})}, nil
-	case "user get-by-apple":
-		return cliCommand{run: getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_Apple{
-			Apple: &adminv1.AppleIdentity{Issuer: rest[0], Subject: rest[1]},
-		}})}, nil
-	case "sessions list":
-		return cliCommand{run: listSessions(rest[0])}, nil
-	case "sessions revoke-all":
-		return cliCommand{run: revokeAll(rest[0])}, nil
-	case "sessions revoke":
-		return cliCommand{run: revokeOne(rest[0], rest[1])}, nil
-	case "sessions revoke-everyone":
-		return cliCommand{run: revokeEveryone(rest[0])}, nil
-	case "grants revoke-smartcar":
-		return cliCommand{run: revokeSmartcar(rest[0])}, nil
-	case "grants revoke-apple":
-		return cliCommand{run: revokeApple(rest[0])}, nil
-	case "keys report":
-		return cliCommand{run: keyReport}, nil
-	case "keys rotate":
-		return cliCommand{run: rotateKey}, nil
-	case "signing-key list":
-		return cliCommand{run: listSigningKeys}, nil
-	default:
-		return retireCommand(rest[0])
-	}
+type userGet struct {
+	UserID string `arg:"" help:"The account's id."`
 }
 
-// flagSet reports whether the named flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	found := false
-	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
-	return found
+func (c userGet) command() (cliCommand, error) {
+	return cliCommand{run: getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_UserId{UserId: c.UserID}})}, nil
 }
+
+type userGetByApple struct {
+	Issuer  string `arg:"" help:"Apple's issuer, https://appleid.apple.com."`
+	Subject string `arg:"" help:"The Apple subject (sub)."`
+}
+
+func (c userGetByApple) command() (cliCommand, error) {
+	return cliCommand{run: getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_Apple{
+		Apple: &adminv1.AppleIdentity{Issuer: c.Issuer, Subject: c.Subject},
+	}})}, nil
+}
+
+// userArg is the one argument of the commands about one account.
+type userArg struct {
+	UserID string `arg:"" help:"The account's id."`
+}
+
+type (
+	sessionsList         struct{ userArg }
+	sessionsRevokeAll    struct{ userArg }
+	grantsRevokeSmartcar struct{ userArg }
+	grantsRevokeApple    struct{ userArg }
+)
+
+func (c sessionsList) command() (cliCommand, error) {
+	return cliCommand{run: listSessions(c.UserID)}, nil
+}
+func (c sessionsRevokeAll) command() (cliCommand, error) {
+	return cliCommand{run: revokeAll(c.UserID)}, nil
+}
+func (c grantsRevokeSmartcar) command() (cliCommand, error) {
+	return cliCommand{run: revokeSmartcar(c.UserID)}, nil
+}
+func (c grantsRevokeApple) command() (cliCommand, error) {
+	return cliCommand{run: revokeApple(c.UserID)}, nil
+}
+
+type sessionsRevoke struct {
+	UserID    string `arg:"" help:"The account's id."`
+	SessionID string `arg:"" help:"The session to revoke."`
+}
+
+func (c sessionsRevoke) command() (cliCommand, error) {
+	return cliCommand{run: revokeOne(c.UserID, c.SessionID)}, nil
+}
+
+type sessionsRevokeEveryone struct {
+	Confirm string `arg:"" help:"The phrase \"revoke every session\", to say it is meant."`
+}
+
+func (c sessionsRevokeEveryone) command() (cliCommand, error) {
+	return cliCommand{run: revokeEveryone(c.Confirm)}, nil
+}
+
+type (
+	keysReport     struct{}
+	keysRotate     struct{}
+	signingKeyList struct{}
+)
+
+func (keysReport) command() (cliCommand, error)     { return cliCommand{run: keyReport}, nil }
+func (keysRotate) command() (cliCommand, error)     { return cliCommand{run: rotateKey}, nil }
+func (signingKeyList) command() (cliCommand, error) { return cliCommand{run: listSigningKeys}, nil }
 
 // newClient builds the admin client: token from the environment, a timeout on the HTTP client,
 // and h2c for gRPC over http:// (connect-go speaks gRPC only over HTTP/2).

@@ -103,7 +103,7 @@ func (f fixture) signingKeys(t *testing.T, secrets *memory.SealedSecrets) *sessi
 func (f fixture) ctl(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	all := append([]string{"-addr", f.url, "-token-env", tokenEnv}, args...)
+	all := append([]string{"--addr", f.url, "--token-env", tokenEnv}, args...)
 	err := run(t.Context(), all, &stdout, &stderr)
 	if strings.Contains(stdout.String()+stderr.String(), testToken) || (err != nil && strings.Contains(err.Error(), testToken)) {
 		t.Errorf("the admin token was printed")
@@ -116,25 +116,25 @@ func TestRunCommands(t *testing.T) {
 	for _, protocol := range []string{"connect", "grpc", "grpcweb"} {
 		t.Run(protocol, func(t *testing.T) {
 			f := newFixture(t)
-			out, _, err := f.ctl(t, "-protocol", protocol, "user", "get", string(f.user.ID))
+			out, _, err := f.ctl(t, "--protocol", protocol, "user", "get", string(f.user.ID))
 			if err != nil || !strings.Contains(out, "a@privaterelay.appleid.com") || !strings.Contains(out, "apple_subject     001234.abc") {
 				t.Errorf("user get: err %v, out:\n%s", err, out)
 			}
-			out, _, err = f.ctl(t, "-protocol", protocol, "user", "get-by-apple", "https://appleid.apple.com", "001234.abc")
+			out, _, err = f.ctl(t, "--protocol", protocol, "user", "get-by-apple", "https://appleid.apple.com", "001234.abc")
 			if err != nil || !strings.Contains(out, string(f.user.ID)) {
 				t.Errorf("user get-by-apple: err %v, out:\n%s", err, out)
 			}
-			out, _, err = f.ctl(t, "-protocol", protocol, "sessions", "list", string(f.user.ID))
+			out, _, err = f.ctl(t, "--protocol", protocol, "sessions", "list", string(f.user.ID))
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") ||
 				!strings.HasPrefix(lines[1], string(f.watch.ID)) || !strings.Contains(lines[2], "Ana's iPhone") || !strings.Contains(lines[2], "active") {
 				t.Errorf("sessions list: err %v, out:\n%s", err, out)
 			}
-			out, _, err = f.ctl(t, "-protocol", protocol, "sessions", "revoke", string(f.user.ID), string(f.phone.ID))
+			out, _, err = f.ctl(t, "--protocol", protocol, "sessions", "revoke", string(f.user.ID), string(f.phone.ID))
 			if err != nil || strings.TrimSpace(out) != "revoked session "+string(f.phone.ID) {
 				t.Errorf("sessions revoke: err %v, out %q", err, out)
 			}
-			out, _, err = f.ctl(t, "-protocol", protocol, "sessions", "revoke-all", string(f.user.ID))
+			out, _, err = f.ctl(t, "--protocol", protocol, "sessions", "revoke-all", string(f.user.ID))
 			if err != nil || strings.TrimSpace(out) != "revoked 1 session(s) of user "+string(f.user.ID) {
 				t.Errorf("sessions revoke-all: err %v, out %q", err, out)
 			}
@@ -183,14 +183,14 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{"unknown user", []string{"user", "get", unknown}, "user get: not_found: not found (code NOT_FOUND, request id ", false},
 		{"invalid id", []string{"sessions", "list", "nope"}, "sessions list: invalid_argument: user_id: must be a lowercase UUID (code VALIDATION_FAILED", false},
-		{"wrong token", []string{"-token-env", "BETTERKEY_WRONG_TOKEN", "user", "get", unknown}, "unauthenticated: admin token is missing or invalid (code INVALID_ADMIN_TOKEN", false},
-		{"empty token", []string{"-token-env", "BETTERKEY_EMPTY_TOKEN", "user", "get", unknown}, "environment variable BETTERKEY_EMPTY_TOKEN is empty", false},
-		{"no command", nil, "a command is required", true},
-		{"unknown command", []string{"vehicles", "list"}, `unknown command "vehicles list"`, true},
-		{"wrong arity", []string{"sessions", "revoke", unknown}, "sessions revoke takes 2 argument(s), got 1", true},
-		{"bad output", []string{"-o", "yaml", "user", "get", unknown}, "-o must be text or json", true},
-		{"bad protocol", []string{"-protocol", "soap", "user", "get", unknown}, "-protocol must be connect, grpc or grpcweb", true},
-		{"plaintext to remote", []string{"-addr", "http://admin.example.com", "user", "get", unknown}, "refusing to send the admin token over plain http", true},
+		{"wrong token", []string{"--token-env", "BETTERKEY_WRONG_TOKEN", "user", "get", unknown}, "unauthenticated: admin token is missing or invalid (code INVALID_ADMIN_TOKEN", false},
+		{"empty token", []string{"--token-env", "BETTERKEY_EMPTY_TOKEN", "user", "get", unknown}, "environment variable BETTERKEY_EMPTY_TOKEN is empty", false},
+		{"no command", nil, `expected one of "user", "sessions", "grants", "keys", "signing-key"`, true},
+		{"unknown command", []string{"vehicles", "list"}, "unexpected argument vehicles", true},
+		{"wrong arity", []string{"sessions", "revoke", unknown}, `expected "<session-id>"`, true},
+		{"bad output", []string{"-o", "yaml", "user", "get", unknown}, `--output must be one of "text","json" but got "yaml"`, true},
+		{"bad protocol", []string{"--protocol", "soap", "user", "get", unknown}, `--protocol must be one of "connect","grpc","grpcweb" but got "soap"`, true},
+		{"plaintext to remote", []string{"--addr", "http://admin.example.com", "user", "get", unknown}, "refusing to send the admin token over plain http", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,8 +210,8 @@ func TestRunHelp(t *testing.T) {
 	if err := run(t.Context(), []string{"-h"}, &stdout, &stderr); err != nil {
 		t.Fatalf("-h: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "sessions revoke-all <user-id>") {
-		t.Errorf("help lacks the commands:\n%s", stderr.String())
+	if !strings.Contains(stdout.String(), "sessions revoke-all <user-id>") {
+		t.Errorf("help lacks the commands:\n%s", stdout.String())
 	}
 }
 
@@ -252,13 +252,13 @@ func TestRunSigningKey(t *testing.T) {
 	if err != nil || !strings.Contains(out, "no stored keys") {
 		t.Fatalf("signing-key list: err %v, out %q", err, out)
 	}
-	if _, _, err := f.ctl(t, "signing-key", "rotate", "-overlap", "2h"); err == nil || !strings.Contains(err.Error(), "overlap_seconds: must be between 0 and 3600") {
+	if _, _, err := f.ctl(t, "signing-key", "rotate", "--overlap", "2h"); err == nil || !strings.Contains(err.Error(), "overlap_seconds: must be between 0 and 3600") {
 		t.Fatalf("rotate with a 2h overlap: %v", err)
 	}
-	if _, _, err := f.ctl(t, "signing-key", "rotate", "-overlap", "1500ms"); !errors.Is(err, errUsage) {
+	if _, _, err := f.ctl(t, "signing-key", "rotate", "--overlap", "1500ms"); !errors.Is(err, errUsage) {
 		t.Fatalf("rotate with a fractional overlap: %v, want a usage error", err)
 	}
-	out, _, err = f.ctl(t, "signing-key", "rotate", "-overlap", "0s")
+	out, _, err = f.ctl(t, "signing-key", "rotate", "--overlap", "0s")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if err != nil || len(lines) != 4 || !strings.HasPrefix(lines[0], "rotated: key ") ||
 		!strings.Contains(lines[2], " signing ") || !strings.Contains(lines[3], " pending ") {

@@ -2,32 +2,24 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"time"
 
 	adminv1 "github.com/betterkey/backend/gen/betterkey/admin/v1"
 	"github.com/betterkey/backend/gen/betterkey/admin/v1/adminv1connect"
 )
 
-// signingKeyRotateCommand parses "signing-key rotate [-overlap DURATION]".
-func signingKeyRotateCommand(args []string) (cliCommand, error) {
-	fs := flag.NewFlagSet("signing-key rotate", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // the caller prints the usage once
-	overlap := fs.Duration("overlap", 0, "how long the replaced keys keep verifying (0s to 1h; unset: one access-token lifetime)")
-	if err := fs.Parse(args); err != nil {
-		return cliCommand{}, fmt.Errorf("%w: signing-key rotate: %w", errUsage, err)
-	}
-	if fs.NArg() != 0 {
-		return cliCommand{}, fmt.Errorf("%w: signing-key rotate takes no arguments, got %d", errUsage, fs.NArg())
-	}
+type signingKeyRotate struct {
+	Overlap *time.Duration `help:"How long the replaced keys keep verifying after the new one signs (0s to 1h, whole seconds; unset: one access-token lifetime; 0s for a leaked key)."`
+}
+
+func (c signingKeyRotate) command() (cliCommand, error) {
 	req := &adminv1.RotateSessionSigningKeyRequest{}
-	if flagSet(fs, "overlap") {
-		if *overlap%time.Second != 0 {
-			return cliCommand{}, fmt.Errorf("%w: signing-key rotate: -overlap is whole seconds", errUsage)
+	if c.Overlap != nil {
+		if *c.Overlap%time.Second != 0 {
+			return cliCommand{}, fmt.Errorf("%w: signing-key rotate: --overlap is whole seconds", errUsage)
 		}
-		sec := int64(*overlap / time.Second) // the server checks the range
+		sec := int64(*c.Overlap / time.Second) // the server checks the range
 		req.OverlapSeconds = &sec
 	}
 	return cliCommand{run: rotateSigningKey(req)}, nil
