@@ -46,13 +46,7 @@ type exportResponse struct {
 }
 
 type exportSession struct {
-	ID                string     `json:"id"`
-	InstallID         string     `json:"install_id"`
-	Device            string     `json:"device"`
-	DeviceName        string     `json:"device_name,omitempty"`
-	CreatedAt         time.Time  `json:"created_at"`
-	LastUsedAt        time.Time  `json:"last_used_at"`
-	ExpiresAt         time.Time  `json:"expires_at"`
+	sessionView
 	AbsoluteExpiresAt time.Time  `json:"absolute_expires_at"`
 	RevokedAt         *time.Time `json:"revoked_at,omitempty"`
 }
@@ -77,19 +71,15 @@ type exportCommand struct {
 }
 
 func newExportResponse(x account.Export) exportResponse {
-	u := x.User
 	out := exportResponse{
-		Account:  meResponse{ID: string(u.ID), Email: u.Email, IsPrivateEmail: u.IsPrivateEmail, CreatedAt: u.CreatedAt.UTC()},
+		Account:  meFrom(x.User),
 		Sessions: make([]exportSession, 0, len(x.Sessions)),
 		Vehicles: make([]exportVehicle, 0, len(x.Vehicles)),
 		Commands: make([]exportCommand, 0, len(x.Commands)),
 	}
 	for _, s := range x.Sessions {
-		out.Sessions = append(out.Sessions, exportSession{
-			ID: string(s.ID), InstallID: s.InstallID, Device: string(s.Device), DeviceName: s.DeviceName,
-			CreatedAt: s.CreatedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), ExpiresAt: s.IdleExpiresAt.UTC(),
-			AbsoluteExpiresAt: s.AbsoluteExpiresAt.UTC(), RevokedAt: utc(s.RevokedAt),
-		})
+		out.Sessions = append(out.Sessions, exportSession{sessionView: sessionViewFrom(s),
+			AbsoluteExpiresAt: s.AbsoluteExpiresAt.UTC(), RevokedAt: utc(s.RevokedAt)})
 	}
 	for _, v := range x.Vehicles {
 		out.Vehicles = append(out.Vehicles, exportVehicle{ID: string(v.ID), Make: v.Make, Model: v.Model, Year: v.Year,

@@ -22,10 +22,16 @@ func (a *api) me(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, meResponse{ID: string(u.ID), Email: u.Email, IsPrivateEmail: u.IsPrivateEmail, CreatedAt: u.CreatedAt.UTC()})
+	c.JSON(http.StatusOK, meFrom(u))
 }
 
-type sessionItem struct {
+// meFrom is the account as /v1/me and the export show it.
+func meFrom(u domain.User) meResponse {
+	return meResponse{ID: string(u.ID), Email: u.Email, IsPrivateEmail: u.IsPrivateEmail, CreatedAt: u.CreatedAt.UTC()}
+}
+
+// sessionView is a session as the app sees it, in the session list and in the export.
+type sessionView struct {
 	ID         string    `json:"id"`
 	InstallID  string    `json:"install_id"`
 	Device     string    `json:"device"`
@@ -33,7 +39,16 @@ type sessionItem struct {
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
-	Current    bool      `json:"current"`
+}
+
+func sessionViewFrom(s domain.Session) sessionView {
+	return sessionView{ID: string(s.ID), InstallID: s.InstallID, Device: string(s.Device), DeviceName: s.DeviceName,
+		CreatedAt: s.CreatedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), ExpiresAt: s.IdleExpiresAt.UTC()}
+}
+
+type sessionItem struct {
+	sessionView
+	Current bool `json:"current"`
 }
 
 // listSessions shows the caller's live sessions.
@@ -46,11 +61,7 @@ func (a *api) listSessions(c *gin.Context) {
 	}
 	items := make([]sessionItem, 0, len(list))
 	for _, s := range list {
-		items = append(items, sessionItem{
-			ID: string(s.ID), InstallID: s.InstallID, Device: string(s.Device), DeviceName: s.DeviceName,
-			CreatedAt: s.CreatedAt.UTC(), LastUsedAt: s.LastUsedAt.UTC(), ExpiresAt: s.IdleExpiresAt.UTC(),
-			Current: s.ID == p.SessionID,
-		})
+		items = append(items, sessionItem{sessionView: sessionViewFrom(s), Current: s.ID == p.SessionID})
 	}
 	c.JSON(http.StatusOK, gin.H{"sessions": items})
 }
