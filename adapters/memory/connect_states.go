@@ -29,14 +29,10 @@ func (s *ConnectStates) Put(_ context.Context, st domain.ConnectState) error {
 	if !domain.ValidID(string(st.UserID)) {
 		return fmt.Errorf("put connect state: %w", domain.Invalid("user_id", "must be a canonical uuid"))
 	}
+	st.ExpiresAt = dbTime(st.ExpiresAt)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[st.Hash]; ok {
-		return fmt.Errorf("put connect state: %w", domain.ErrConflict)
-	}
-	st.ExpiresAt = dbTime(st.ExpiresAt)
-	s.m[st.Hash] = st
-	return nil
+	return putNew(s.m, st.Hash, st, "connect state")
 }
 
 // Consume implements ports.ConnectStateStore; an expired state is deleted as well, so it can
@@ -44,15 +40,7 @@ func (s *ConnectStates) Put(_ context.Context, st domain.ConnectState) error {
 func (s *ConnectStates) Consume(_ context.Context, h domain.TokenHash, now time.Time) (domain.ConnectState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, ok := s.m[h]
-	if !ok {
-		return domain.ConnectState{}, fmt.Errorf("consume connect state: %w", domain.ErrNotFound)
-	}
-	delete(s.m, h)
-	if !now.Before(st.ExpiresAt) {
-		return domain.ConnectState{}, fmt.Errorf("consume connect state: expired: %w", domain.ErrNotFound)
-	}
-	return st, nil
+	return takeUnexpired(s.m, h, now, func(st domain.ConnectState) time.Time { return st.ExpiresAt }, "connect state")
 }
 
 // PutPendingLink implements ports.ConnectStateStore.
@@ -63,14 +51,10 @@ func (s *ConnectStates) PutPendingLink(_ context.Context, l domain.PendingLink) 
 	if l.Code.IsZero() {
 		return fmt.Errorf("put pending link: %w", domain.Invalid("code", "must not be empty"))
 	}
+	l.ExpiresAt = dbTime(l.ExpiresAt)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.links[l.Hash]; ok {
-		return fmt.Errorf("put pending link: %w", domain.ErrConflict)
-	}
-	l.ExpiresAt = dbTime(l.ExpiresAt)
-	s.links[l.Hash] = l
-	return nil
+	return putNew(s.links, l.Hash, l, "pending link")
 }
 
 // ConsumePendingLink implements ports.ConnectStateStore; like Consume, an expired link is
@@ -78,15 +62,32 @@ func (s *ConnectStates) PutPendingLink(_ context.Context, l domain.PendingLink) 
 func (s *ConnectStates) ConsumePendingLink(_ context.Context, h domain.TokenHash, now time.Time) (domain.PendingLink, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l, ok := s.links[h]
+	return takeUnexpired(s.links, h, now, func(l domain.PendingLink) time.Time { return l.ExpiresAt }, "pending link")
+}
+
+// putNew stores v under h unless h is taken: the hashes are of fresh random values, so a taken
+// one is a conflict, never an overwrite.
+func putNew[T any](m map[domain.TokenHash]T, h domain.TokenHash, v T, what string) error {
+	if _, ok := m[h]; ok {
+		return fmt.Errorf("put %s: %w", what, domain.ErrConflict)
+	}
+	m[h] = v
+	return nil
+}
+
+// takeUnexpired removes h from m and returns its value unless it has expired at now; an expired
+// value is removed too, so it can never be taken later with an earlier clock.
+func takeUnexpired[T any](m map[domain.TokenHash]T, h domain.TokenHash, now time.Time, expiresAt func(T) time.Time, what string) (T, error) {
+	var none T
+	v, ok := m[h]
 	if !ok {
-		return domain.PendingLink{}, fmt.Errorf("consume pending link: %w", domain.ErrNotFound)
+		return none, fmt.Errorf("consume %s: %w", what, domain.ErrNotFound)
 	}
-	delete(s.links, h)
-	if !now.Before(l.ExpiresAt) {
-		return domain.PendingLink{}, fmt.Errorf("consume pending link: expired: %w", domain.ErrNotFound)
+	delete(m, h)
+	if !now.Before(expiresAt(v)) {
+		return none, fmt.Errorf("consume %s: expired: %w", what, domain.ErrNotFound)
 	}
-	return l, nil
+	return v, nil
 }
 
 // DeleteExpired implements ports.ConnectStateStore.
