@@ -71,20 +71,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	c, cmd := p.cli, p.cmd
-	o := options{addr: c.Addr, tokenEnv: c.TokenEnv, protocol: c.Protocol, plaintext: c.AllowPlaintext, timeout: 15 * time.Second}
+	timeout := defaultTimeout
 	switch {
 	case c.Timeout != nil:
-		o.timeout = *c.Timeout
+		timeout = *c.Timeout
 	case cmd.long:
-		o.timeout = 0 // a long job runs until it ends or is interrupted
+		timeout = 0 // a long job runs until it ends or is interrupted
 	}
-	client, err := newClient(o)
+	client, err := newClient(c, timeout)
 	if err != nil {
 		return err
 	}
-	if o.timeout > 0 {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	out := printer{w: stdout, json: c.Output == "json"}
@@ -129,14 +129,8 @@ func parse(args []string, stdout, stderr io.Writer) (parsed, error) {
 	return p, nil
 }
 
-// options are what the client needs of the global flags.
-type options struct {
-	addr      string
-	tokenEnv  string
-	protocol  string
-	timeout   time.Duration
-	plaintext bool
-}
+// defaultTimeout is every command's deadline but a long job's, unless --timeout says otherwise.
+const defaultTimeout = 15 * time.Second
 
 // commandFunc runs one admin command and prints its result.
 type commandFunc func(context.Context, adminv1connect.AdminServiceClient, printer) error
@@ -148,9 +142,7 @@ type cliCommand struct {
 	long bool
 }
 
-type userGet struct {
-	UserID string `arg:"" help:"The account's id."`
-}
+type userGet struct{ userArg }
 
 func (c userGet) command() (cliCommand, error) {
 	return cliCommand{run: getUser(&adminv1.GetUserRequest{Lookup: &adminv1.GetUserRequest_UserId{UserId: c.UserID}})}, nil
@@ -221,16 +213,16 @@ func (signingKeyList) command() (cliCommand, error) { return cliCommand{run: lis
 
 // newClient builds the admin client: token from the environment, a timeout on the HTTP client,
 // and h2c for gRPC over http:// (connect-go speaks gRPC only over HTTP/2).
-func newClient(o options) (adminv1connect.AdminServiceClient, error) {
-	token := strings.TrimSpace(os.Getenv(o.tokenEnv))
+func newClient(c cli, timeout time.Duration) (adminv1connect.AdminServiceClient, error) {
+	token := strings.TrimSpace(os.Getenv(c.TokenEnv))
 	if token == "" {
-		return nil, fmt.Errorf("read admin token: environment variable %s is empty", o.tokenEnv)
+		return nil, fmt.Errorf("read admin token: environment variable %s is empty", c.TokenEnv)
 	}
-	base, err := url.Parse(o.addr)
+	base, err := url.Parse(c.Addr)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, fmt.Errorf("%w: -addr must be an http(s) URL", errUsage)
 	}
-	if base.Scheme == "http" && !o.plaintext && !loopback(base.Hostname()) {
+	if base.Scheme == "http" && !c.AllowPlaintext && !loopback(base.Hostname()) {
 		return nil, fmt.Errorf("%w: refusing to send the admin token over plain http to %s; use https or -allow-plaintext", errUsage, base.Host)
 	}
 	transport := &http.Transport{
@@ -238,7 +230,7 @@ func newClient(o options) (adminv1connect.AdminServiceClient, error) {
 		DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 	}
 	var opts []connect.ClientOption
-	switch o.protocol {
+	switch c.Protocol {
 	case "connect":
 	case "grpc":
 		opts = append(opts, connect.WithGRPC())
@@ -251,8 +243,8 @@ func newClient(o options) (adminv1connect.AdminServiceClient, error) {
 		return nil, fmt.Errorf("%w: -protocol must be connect, grpc or grpcweb", errUsage)
 	}
 	opts = append(opts, connect.WithInterceptors(bearer(token)))
-	httpClient := &http.Client{Transport: transport, Timeout: o.timeout}
-	return adminv1connect.NewAdminServiceClient(httpClient, strings.TrimRight(o.addr, "/"), opts...), nil
+	httpClient := &http.Client{Transport: transport, Timeout: timeout}
+	return adminv1connect.NewAdminServiceClient(httpClient, strings.TrimRight(c.Addr, "/"), opts...), nil
 }
 
 // bearer attaches the admin token to every call, unary or streaming.
