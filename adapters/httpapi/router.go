@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/betterkey/backend/adapters/admission"
 	openapi "github.com/betterkey/backend/api"
 	"github.com/betterkey/backend/app/account"
 	"github.com/betterkey/backend/app/command"
@@ -30,6 +31,8 @@ type Options struct {
 	// RequestTimeout bounds each request's work (database, cipher, upstream calls); a long-poll
 	// gets its wait on top. Zero means 10 seconds.
 	RequestTimeout time.Duration
+	// Admission sizes the overload limiter (admission.Defaults for zero fields).
+	Admission admission.Limits
 }
 
 // Deps are the use cases and probes the routes call.
@@ -52,6 +55,7 @@ type api struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	limiter *admission.Limiter
 }
 
 // New builds the Gin engine with every v1 route.
@@ -66,7 +70,7 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &api{Deps: d, opts: opts, log: d.Log, metrics: m}
+	a := &api{Deps: d, opts: opts, log: d.Log, metrics: m, limiter: admission.New(opts.Admission)}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -76,7 +80,7 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	if err := a.mountWebhooks(r); err != nil { // before Use: the webhook routes carry their own chain
 		return nil, err
 	}
-	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.withDeadline, a.secureTransport, a.limitBody)
+	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.admit, a.withDeadline, a.secureTransport, a.limitBody)
 	r.NoRoute(func(c *gin.Context) { a.fail(c, errRouteNotFound) })
 	r.NoMethod(a.noMethod)
 

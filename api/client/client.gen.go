@@ -132,6 +132,7 @@ const (
 	NOTCAPABLE               ProblemCode = "NOT_CAPABLE"
 	NOTFOUND                 ProblemCode = "NOT_FOUND"
 	NOVEHICLES               ProblemCode = "NO_VEHICLES"
+	OVERLOADED               ProblemCode = "OVERLOADED"
 	OWNERACTIONREQUIRED      ProblemCode = "OWNER_ACTION_REQUIRED"
 	PAYLOADTOOLARGE          ProblemCode = "PAYLOAD_TOO_LARGE"
 	RATELIMITED              ProblemCode = "RATE_LIMITED"
@@ -208,6 +209,8 @@ func (e ProblemCode) Valid() bool {
 	case NOTFOUND:
 		return true
 	case NOVEHICLES:
+		return true
+	case OVERLOADED:
 		return true
 	case OWNERACTIONREQUIRED:
 		return true

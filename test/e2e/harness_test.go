@@ -235,6 +235,11 @@ func serverVars(in *infra, addr string, opts ...option) map[string]string {
 		"BETTERKEY_APP_RETURN_URL":         "betterkey://vehicles/connected",
 		"BETTERKEY_LOG_LEVEL":              "debug",
 		"BETTERKEY_LOG_FORMAT":             "json",
+		// The guard and refresh proofs fire bursts of hundreds of requests at one replica, past
+		// the default admission limits; shedding itself is tested in httpapi and adapters/admission.
+		"BETTERKEY_ADMISSION_CONCURRENCY": "1024",
+		"BETTERKEY_ADMISSION_QUEUE":       "1024",
+		"BETTERKEY_ADMISSION_WAIT":        "1s",
 	}
 	if api := smartcarAPI(); api != "" {
 		// The same suite speaks the API generation the environment names (BETTERKEY_SMARTCAR_API):

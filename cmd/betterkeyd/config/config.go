@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/betterkey/backend/adapters/admission"
 	"github.com/betterkey/backend/adapters/bearer"
 	"github.com/betterkey/backend/domain"
 )
@@ -103,6 +104,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// RequestTimeout bounds each REST request's work; a long-poll gets its wait on top.
 	RequestTimeout time.Duration
+	// Admission sizes the REST listener's overload limiter (BETTERKEY_ADMISSION_*): past it a
+	// request gets 503 OVERLOADED at once instead of queueing.
+	Admission admission.Limits
 	// Retention is how long ended rows are kept (BETTERKEY_RETENTION_*), and RetentionInterval
 	// how often the janitor runs.
 	Retention         domain.Retention
@@ -189,6 +193,14 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		DeletionRequests: r.duration("RETENTION_DELETION_REQUESTS", def.DeletionRequests),
 	}
 	c.RetentionInterval = r.duration("RETENTION_INTERVAL", 10*time.Minute)
+	ad := admission.Defaults
+	c.Admission = admission.Limits{
+		Concurrency: r.integer("ADMISSION_CONCURRENCY", ad.Concurrency),
+		Reserved:    r.integer("ADMISSION_RESERVED_COMMANDS", ad.Reserved),
+		Queue:       r.integer("ADMISSION_QUEUE", ad.Queue),
+		Wait:        r.duration("ADMISSION_WAIT", ad.Wait),
+		LongPolls:   r.integer("ADMISSION_LONG_POLLS", ad.LongPolls),
+	}
 	// A load balancer needs a moment to see /readyz fail; on a laptop nobody is routing.
 	delay := 5 * time.Second
 	if c.Env == Development {
@@ -377,6 +389,9 @@ func (c Config) Validate() error {
 			add("BETTERKEY_OTLP_ENDPOINT must be an absolute http(s) URL")
 		}
 	}
+	if a := c.Admission; a.Concurrency < 1 || a.Reserved < 1 || a.Queue < 0 || a.LongPolls < 1 || a.Wait <= 0 || a.Wait > time.Second {
+		add("BETTERKEY_ADMISSION_CONCURRENCY, _RESERVED_COMMANDS and _LONG_POLLS must be positive, _QUEUE not negative, _WAIT between 0 and 1s")
+	}
 	if c.RequestTimeout < time.Second || c.RequestTimeout > 2*time.Minute {
 		add("BETTERKEY_REQUEST_TIMEOUT must be between 1s and 2m")
 	}
@@ -509,6 +524,11 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_SHUTDOWN_DELAY", c.ShutdownDelay)
 	line("BETTERKEY_SHUTDOWN_GRACE", c.ShutdownGrace)
 	line("BETTERKEY_REQUEST_TIMEOUT", c.RequestTimeout)
+	line("BETTERKEY_ADMISSION_CONCURRENCY", c.Admission.Concurrency)
+	line("BETTERKEY_ADMISSION_RESERVED_COMMANDS", c.Admission.Reserved)
+	line("BETTERKEY_ADMISSION_QUEUE", c.Admission.Queue)
+	line("BETTERKEY_ADMISSION_WAIT", c.Admission.Wait)
+	line("BETTERKEY_ADMISSION_LONG_POLLS", c.Admission.LongPolls)
 	line("BETTERKEY_RETENTION_SESSIONS", c.Retention.Sessions)
 	line("BETTERKEY_RETENTION_REFRESH_HISTORY", c.Retention.RefreshHistory)
 	line("BETTERKEY_RETENTION_COMMANDS", c.Retention.Commands)

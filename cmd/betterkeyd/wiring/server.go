@@ -263,7 +263,7 @@ func newREST(d restDeps) (REST, error) {
 		Account:  d.Account,
 	}, httpapi.Options{
 		MaxBodyBytes: d.Cfg.MaxBodyBytes, RequireHTTPS: d.Cfg.Secure(), TrustForwardedProto: d.Cfg.TrustForwardedProto,
-		AppReturnURL: d.Cfg.AppReturnURL, RequestTimeout: d.Cfg.RequestTimeout,
+		AppReturnURL: d.Cfg.AppReturnURL, RequestTimeout: d.Cfg.RequestTimeout, Admission: d.Cfg.Admission,
 	})
 	return REST{h}, err
 }
