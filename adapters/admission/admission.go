@@ -23,7 +23,8 @@ const (
 	LongPoll
 )
 
-// Limits size the pools. Zero values take the defaults in New.
+// Limits size the pools. The zero Limits means Defaults; otherwise every field is taken as
+// given (the configuration validates them), so Queue 0 means no queue.
 type Limits struct {
 	// Concurrency is how many Standard and CarKey requests run at once in the shared pool.
 	Concurrency int
@@ -37,8 +38,8 @@ type Limits struct {
 	LongPolls int
 }
 
-// Defaults are the limits a replica runs with unless configured otherwise: measured on two cores
-// (see the README's performance section), where more concurrency adds latency, not throughput.
+// Defaults are the limits a replica runs with unless configured otherwise. They are a starting
+// point sized for two cores and a pool of 20 database connections, not yet tuned by a load run.
 var Defaults = Limits{Concurrency: 64, Reserved: 16, Queue: 64, Wait: 5 * time.Millisecond, LongPolls: 2000}
 
 // Limiter admits or refuses requests. It is safe for concurrent use.
@@ -49,26 +50,13 @@ type Limiter struct {
 	wait                    time.Duration
 }
 
-// New returns a limiter sized by l, each zero field taking its default.
+// New returns a limiter sized by l (Defaults for the zero Limits).
 func New(l Limits) *Limiter {
-	d := Defaults
-	if l.Concurrency <= 0 {
-		l.Concurrency = d.Concurrency
+	if l == (Limits{}) {
+		l = Defaults
 	}
-	if l.Reserved <= 0 {
-		l.Reserved = d.Reserved
-	}
-	if l.Queue < 0 {
-		l.Queue = 0
-	}
-	if l.Wait <= 0 {
-		l.Wait = d.Wait
-	}
-	if l.LongPolls <= 0 {
-		l.LongPolls = d.LongPolls
-	}
-	return &Limiter{shared: make(chan struct{}, l.Concurrency), reserved: make(chan struct{}, l.Reserved),
-		polls: make(chan struct{}, l.LongPolls), queue: int64(l.Queue), wait: l.Wait}
+	return &Limiter{shared: make(chan struct{}, max(l.Concurrency, 0)), reserved: make(chan struct{}, max(l.Reserved, 0)),
+		polls: make(chan struct{}, max(l.LongPolls, 0)), queue: int64(l.Queue), wait: l.Wait}
 }
 
 // Admit takes a slot for a request of class c. It returns the function that gives the slot back

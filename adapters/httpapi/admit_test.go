@@ -18,6 +18,7 @@ import (
 func TestOverloadShedsListsButServesCarKeysAndProbes(t *testing.T) {
 	gin.SetMode(gin.ReleaseMode)
 	a := &api{limiter: admission.New(admission.Limits{Concurrency: 2, Reserved: 1, Queue: 0, LongPolls: 1})}
+	// The order of New's chain: the transport headers are set before admission refuses.
 	hold := make(chan struct{})
 	entered := make(chan struct{}, 8)
 	blocking := func(c *gin.Context) {
@@ -26,7 +27,7 @@ func TestOverloadShedsListsButServesCarKeysAndProbes(t *testing.T) {
 		c.Status(http.StatusOK)
 	}
 	r := gin.New()
-	r.Use(withRequestID, a.admit)
+	r.Use(withRequestID, a.secureTransport, a.admit)
 	r.GET("/v1/vehicles", blocking)
 	r.POST(commandsRoute, func(c *gin.Context) { c.Status(http.StatusAccepted) })
 	r.GET("/healthz", func(c *gin.Context) { c.Status(http.StatusOK) })
@@ -56,9 +57,10 @@ func TestOverloadShedsListsButServesCarKeysAndProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := decodeProblem(t, res)
-	if res.StatusCode != http.StatusServiceUnavailable || p.Code != "OVERLOADED" || res.Header.Get("Retry-After") == "" {
-		t.Fatalf("list past capacity: %d %q Retry-After %q; want 503 OVERLOADED with Retry-After",
-			res.StatusCode, p.Code, res.Header.Get("Retry-After"))
+	if res.StatusCode != http.StatusServiceUnavailable || p.Code != "OVERLOADED" || res.Header.Get("Retry-After") == "" ||
+		res.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("list past capacity: %d %q Retry-After %q Cache-Control %q; want 503 OVERLOADED with Retry-After, no-store",
+			res.StatusCode, p.Code, res.Header.Get("Retry-After"), res.Header.Get("Cache-Control"))
 	}
 	res, err = http.Post(srv.URL+"/v1/vehicles/v1/commands", "application/json", nil)
 	if err != nil {
@@ -88,23 +90,25 @@ func TestOverloadShedsListsButServesCarKeysAndProbes(t *testing.T) {
 func TestRouteClasses(t *testing.T) {
 	for _, tc := range []struct {
 		method, route string
+		waits         bool
 		class         admission.Class
 		limited       bool
 	}{
-		{"GET", "/healthz", 0, false},
-		{"GET", "/readyz", 0, false},
-		{"GET", "/v1/openapi.json", 0, false},
-		{"GET", "", 0, false},
-		{"POST", commandsRoute, admission.CarKey, true},
-		{"GET", commandsRoute, admission.Standard, true},
-		{"GET", longPollRoute, admission.LongPoll, true},
-		{"GET", "/v1/vehicles", admission.Standard, true},
-		{"POST", "/v1/auth/apple", admission.Standard, true},
-		{"POST", smartcarWebhookPath, admission.Standard, true},
+		{"GET", "/healthz", false, 0, false},
+		{"GET", "/readyz", false, 0, false},
+		{"GET", "/v1/openapi.json", false, 0, false},
+		{"GET", "", false, 0, false},
+		{"POST", commandsRoute, false, admission.CarKey, true},
+		{"GET", commandsRoute, false, admission.Standard, true},
+		{"GET", longPollRoute, true, admission.LongPoll, true},
+		{"GET", longPollRoute, false, admission.Standard, true}, // a plain status read takes the shared pool
+		{"GET", "/v1/vehicles", false, admission.Standard, true},
+		{"POST", "/v1/auth/apple", false, admission.Standard, true},
+		{"POST", smartcarWebhookPath, false, admission.Standard, true},
 	} {
-		class, limited := routeClass(tc.method, tc.route)
+		class, limited := routeClass(tc.method, tc.route, tc.waits)
 		if class != tc.class || limited != tc.limited {
-			t.Errorf("%s %s: class %d limited %v, want %d %v", tc.method, tc.route, class, limited, tc.class, tc.limited)
+			t.Errorf("%s %s (waits %v): class %d limited %v, want %d %v", tc.method, tc.route, tc.waits, class, limited, tc.class, tc.limited)
 		}
 	}
 }

@@ -71,6 +71,9 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 		return nil, err
 	}
 	a := &api{Deps: d, opts: opts, log: d.Log, metrics: m, limiter: admission.New(opts.Admission)}
+	if err := registerAdmissionGauges(d.Registry, a.limiter); err != nil {
+		return nil, err
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -80,7 +83,7 @@ func New(d Deps, opts Options) (*gin.Engine, error) {
 	if err := a.mountWebhooks(r); err != nil { // before Use: the webhook routes carry their own chain
 		return nil, err
 	}
-	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.admit, a.withDeadline, a.secureTransport, a.limitBody)
+	r.Use(withRequestID, a.accessLog, a.recoverPanics, a.withDeadline, a.secureTransport, a.admit, a.limitBody)
 	r.NoRoute(func(c *gin.Context) { a.fail(c, errRouteNotFound) })
 	r.NoMethod(a.noMethod)
 

@@ -72,7 +72,7 @@ func (a *api) mountWebhooks(r *gin.Engine) error {
 	if err != nil {
 		return err
 	}
-	chain := []gin.HandlerFunc{withRequestID, a.accessLog, a.recoverPanics, a.admit, a.withDeadline, a.secureTransport}
+	chain := []gin.HandlerFunc{withRequestID, a.accessLog, a.recoverPanics, a.withDeadline, a.secureTransport, a.admit}
 	r.POST(smartcarWebhookPath, append(slices.Clone(chain), a.smartcarWebhook(m))...)
 	r.POST(appleNotificationPath, append(slices.Clone(chain), a.limitBody, a.appleNotification(m))...)
 	return nil

@@ -74,8 +74,8 @@ func TestLockUnlockHistory(t *testing.T) {
 // reaches the car, every other answer is 409 COMMAND_IN_FLIGHT naming it; a second vehicle of the
 // owner is not blocked meanwhile.
 func TestOneCommandInFlightAcrossReplicas(t *testing.T) {
-	a := startServer(t)
-	b := a.another()
+	a := startServer(t, withBurstAdmission()) // 100 simultaneous locks at each replica
+	b := a.another(withBurstAdmission())
 	s, cars := a.garage(2)
 	a.sc.SetLatency(smartcarsim.EndpointSecurity, time.Minute)
 

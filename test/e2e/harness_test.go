@@ -158,9 +158,20 @@ func startServer(t testing.TB, opts ...option) *env {
 }
 
 // another starts a second server instance (a second replica) on e's infrastructure.
-func (e *env) another() *env {
+func (e *env) another(opts ...option) *env {
 	e.t.Helper()
-	return startOn(e.t, e.infra, freeAddr(e.t))
+	return startOn(e.t, e.infra, freeAddr(e.t), opts...)
+}
+
+// withBurstAdmission lifts the overload limits for a test that fires more requests at one
+// replica at one instant than the defaults admit (64 + 16 slots, 64 queued for 5 ms): such a burst
+// is shed with 503 OVERLOADED by design, and the test is about what lies behind the limiter.
+func withBurstAdmission() option {
+	return func(v map[string]string) {
+		v["BETTERKEY_ADMISSION_CONCURRENCY"] = "1024"
+		v["BETTERKEY_ADMISSION_QUEUE"] = "1024"
+		v["BETTERKEY_ADMISSION_WAIT"] = "1s"
+	}
 }
 
 func startOn(t testing.TB, in *infra, addr string, opts ...option) *env {
@@ -235,11 +246,6 @@ func serverVars(in *infra, addr string, opts ...option) map[string]string {
 		"BETTERKEY_APP_RETURN_URL":         "betterkey://vehicles/connected",
 		"BETTERKEY_LOG_LEVEL":              "debug",
 		"BETTERKEY_LOG_FORMAT":             "json",
-		// The guard and refresh proofs fire bursts of hundreds of requests at one replica, past
-		// the default admission limits; shedding itself is tested in httpapi and adapters/admission.
-		"BETTERKEY_ADMISSION_CONCURRENCY": "1024",
-		"BETTERKEY_ADMISSION_QUEUE":       "1024",
-		"BETTERKEY_ADMISSION_WAIT":        "1s",
 	}
 	if api := smartcarAPI(); api != "" {
 		// The same suite speaks the API generation the environment names (BETTERKEY_SMARTCAR_API):

@@ -56,6 +56,8 @@ func TestMetricsAreOnTheAdminListener(t *testing.T) {
 		`betterkey_dependency_up{dependency="database"} 1`,
 		`betterkey_dependency_up{dependency="cipher"} 1`,
 		`betterkey_draining 0`,
+		`betterkey_http_admission_in_use{pool="shared"} 0`,
+		`betterkey_http_admission_in_use{pool="queued"} 0`,
 	} {
 		if !strings.Contains(m.raw, want) {
 			t.Errorf("metrics lack %s", want)

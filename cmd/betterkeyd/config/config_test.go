@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/betterkey/backend/adapters/admission"
 	"github.com/betterkey/backend/cmd/betterkeyd/config"
 	"github.com/betterkey/backend/domain"
 )
@@ -166,6 +167,26 @@ func TestRetentionSettings(t *testing.T) {
 	for k, v := range map[string]string{"BETTERKEY_RETENTION_INBOX": "1h", "BETTERKEY_RETENTION_COMMANDS": "soon",
 		"BETTERKEY_RETENTION_INTERVAL": "0s"} {
 		if _, err := load(map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), "RETENTION") {
+			t.Errorf("%s=%s: err = %v, want a refusal naming the setting", k, v, err)
+		}
+	}
+}
+
+// The overload limits come from BETTERKEY_ADMISSION_*, default to admission.Defaults, and a
+// limit that would refuse everything or queue without end refuses to start.
+func TestAdmissionSettings(t *testing.T) {
+	c, err := load(map[string]string{})
+	if err != nil || c.Admission != admission.Defaults {
+		t.Fatalf("defaults = %+v, %v", c.Admission, err)
+	}
+	c, err = load(map[string]string{"BETTERKEY_ADMISSION_CONCURRENCY": "128", "BETTERKEY_ADMISSION_QUEUE": "0",
+		"BETTERKEY_ADMISSION_WAIT": "20ms"})
+	if err != nil || c.Admission.Concurrency != 128 || c.Admission.Queue != 0 || c.Admission.Wait != 20*time.Millisecond {
+		t.Fatalf("set = %+v, %v", c.Admission, err)
+	}
+	for k, v := range map[string]string{"BETTERKEY_ADMISSION_CONCURRENCY": "0", "BETTERKEY_ADMISSION_RESERVED_COMMANDS": "0",
+		"BETTERKEY_ADMISSION_QUEUE": "-1", "BETTERKEY_ADMISSION_WAIT": "2s", "BETTERKEY_ADMISSION_LONG_POLLS": "0"} {
+		if _, err := load(map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), "ADMISSION") {
 			t.Errorf("%s=%s: err = %v, want a refusal naming the setting", k, v, err)
 		}
 	}
