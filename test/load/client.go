@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ type outcome struct {
 	body   map[string]any
 	header http.Header
 	err    error
+	// wire is the server's share of the latency: from the request written to the first byte of
+	// the answer, without the time the request waited in the client for a connection.
+	wire time.Duration
 }
 
 func (o outcome) str(key string) string {
@@ -85,6 +89,11 @@ func (c *client) do(ctx context.Context, method, u string, body any, bearer stri
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	var wrote, first time.Time
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest:         func(httptrace.WroteRequestInfo) { wrote = time.Now() },
+		GotFirstResponseByte: func() { first = time.Now() },
+	}))
 	res, err := c.http.Do(req)
 	if err != nil {
 		return outcome{err: err}
@@ -92,6 +101,9 @@ func (c *client) do(ctx context.Context, method, u string, body any, bearer stri
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	o := outcome{status: res.StatusCode, header: res.Header, err: err}
+	if !wrote.IsZero() && first.After(wrote) {
+		o.wire = first.Sub(wrote)
+	}
 	if len(raw) > 0 && raw[0] == '{' {
 		_ = json.Unmarshal(raw, &o.body)
 	}

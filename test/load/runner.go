@@ -23,6 +23,9 @@ type sample struct {
 	failed  bool // no answer: a transport error or a timeout
 	// retryAfter is the Retry-After header of the answer.
 	retryAfter string
+	wire       time.Duration
+	// unsent: the generator had no room to send it (its in-flight bound was reached).
+	unsent bool
 }
 
 // recorder collects samples from many goroutines.
@@ -46,7 +49,7 @@ func (r *recorder) add(s sample) {
 func timed(ctx context.Context, worker int, fn op) sample {
 	start := time.Now()
 	o := fn(ctx, worker)
-	s := sample{latency: time.Since(start), status: o.status, code: o.code, failed: o.err != nil}
+	s := sample{latency: time.Since(start), status: o.status, code: o.code, failed: o.err != nil, wire: o.wire}
 	if o.header != nil {
 		s.retryAfter = o.header.Get("Retry-After")
 	}
@@ -98,7 +101,7 @@ func openLoop(ctx context.Context, name string, rate int, d time.Duration, maxIn
 		select {
 		case slots <- struct{}{}:
 		default:
-			rec.add(sample{failed: true})
+			rec.add(sample{unsent: true})
 			continue
 		}
 		wg.Go(func() {
@@ -152,19 +155,26 @@ type stats struct {
 }
 
 func summarise(samples []sample, elapsed time.Duration, keep func(sample) bool) stats {
+	return summariseBy(samples, elapsed, keep, func(s sample) time.Duration { return s.latency })
+}
+
+// summariseBy is summarise with the latency taken by of (the whole or the wire time).
+func summariseBy(samples []sample, elapsed time.Duration, keep func(sample) bool, of func(sample) time.Duration) stats {
 	st := stats{Outcomes: map[string]int{}, Seconds: elapsed.Seconds()}
 	var lat []time.Duration
 	for _, s := range samples {
 		key := strconv.Itoa(s.status)
 		switch {
+		case s.unsent:
+			key = "not sent (generator saturated)"
 		case s.failed:
 			key = "no answer"
 		case s.code != "":
 			key += " " + s.code
 		}
 		st.Outcomes[key]++
-		if keep == nil || keep(s) {
-			lat = append(lat, s.latency)
+		if !s.unsent && (keep == nil || keep(s)) {
+			lat = append(lat, of(s))
 		}
 	}
 	st.Requests = len(lat)

@@ -36,6 +36,10 @@ type Config struct {
 	LogFormat string // text or json
 
 	DatabaseURL domain.Secret // may carry a password
+	// DatabaseMaxConns caps each replica's PostgreSQL connections (SQLite: concurrent readers);
+	// replicas × this must stay below the server's max_connections, with room for operators.
+	// Zero is the adapter's default: 20 for PostgreSQL, 4 readers for SQLite.
+	DatabaseMaxConns int
 	// Simulators mounts the built-in Apple (and later Smartcar) simulators under /sim/ and points
 	// unset upstream URLs at them. Development only.
 	Simulators bool
@@ -137,6 +141,7 @@ func Load(getenv Getenv, genKey func() domain.Secret) (Config, error) {
 		LogLevel:              r.str("LOG_LEVEL", "info"),
 		LogFormat:             r.str("LOG_FORMAT", ""),
 		DatabaseURL:           domain.NewSecret(r.str("DATABASE_URL", "")),
+		DatabaseMaxConns:      r.integer("DATABASE_MAX_CONNS", 0),
 		AppleIssuers:          r.list("APPLE_ISSUER", []string{"https://appleid.apple.com"}),
 		AppleJWKSURL:          r.str("APPLE_JWKS_URL", ""),
 		AppleTokenURL:         r.str("APPLE_TOKEN_URL", ""),
@@ -389,6 +394,9 @@ func (c Config) Validate() error {
 			add("BETTERKEY_OTLP_ENDPOINT must be an absolute http(s) URL")
 		}
 	}
+	if c.DatabaseMaxConns < 0 || c.DatabaseMaxConns > 1000 {
+		add("BETTERKEY_DATABASE_MAX_CONNS must be between 1 and 1000 (unset: 20, SQLite 4)")
+	}
 	if a := c.Admission; a.Concurrency < 1 || a.Reserved < 1 || a.Queue < 0 || a.LongPolls < 1 || a.Wait <= 0 || a.Wait > time.Second {
 		add("BETTERKEY_ADMISSION_CONCURRENCY, _RESERVED_COMMANDS and _LONG_POLLS must be positive, _QUEUE not negative, _WAIT between 0 and 1s")
 	}
@@ -487,6 +495,7 @@ func (c Config) Fields() [][2]string {
 	line("BETTERKEY_HTTP_ADDR", c.HTTPAddr)
 	line("BETTERKEY_ADMIN_ADDR", c.AdminAddr)
 	line("BETTERKEY_DATABASE_URL", maskURL(c.DatabaseURL))
+	line("BETTERKEY_DATABASE_MAX_CONNS", c.DatabaseMaxConns)
 	line("BETTERKEY_SIMULATORS", c.Simulators)
 	line("BETTERKEY_APPLE_ISSUER", strings.Join(c.AppleIssuers, ","))
 	line("BETTERKEY_APPLE_JWKS_URL", c.AppleJWKSURL)

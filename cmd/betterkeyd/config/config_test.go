@@ -191,3 +191,19 @@ func TestAdmissionSettings(t *testing.T) {
 		}
 	}
 }
+
+// The pool size is a setting: unset leaves the adapter's default (0), a number outside 1–1000 is
+// refused.
+func TestDatabaseMaxConns(t *testing.T) {
+	if c, err := load(map[string]string{}); err != nil || c.DatabaseMaxConns != 0 {
+		t.Fatalf("default = %d, %v", c.DatabaseMaxConns, err)
+	}
+	if c, err := load(map[string]string{"BETTERKEY_DATABASE_MAX_CONNS": "40"}); err != nil || c.DatabaseMaxConns != 40 {
+		t.Fatalf("set = %d, %v", c.DatabaseMaxConns, err)
+	}
+	for _, v := range []string{"-3", "5000"} {
+		if _, err := load(map[string]string{"BETTERKEY_DATABASE_MAX_CONNS": v}); err == nil || !strings.Contains(err.Error(), "DATABASE_MAX_CONNS") {
+			t.Errorf("%s: err = %v, want a refusal naming the setting", v, err)
+		}
+	}
+}

@@ -81,7 +81,7 @@ func newRegistry() *prometheus.Registry {
 // database must just work) and otherwise refuses to serve a schema that is behind the code.
 func openDatabase(lc fx.Lifecycle, tp trace.TracerProvider, cfg config.Config) (*postgres.DB, error) {
 	ctx := context.Background()
-	opts := postgres.Options{}
+	opts := postgres.Options{MaxOpenConns: cfg.DatabaseMaxConns}
 	if tracingOn(tp) {
 		opts.TracerProvider = tp
 	}
