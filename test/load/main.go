@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -37,6 +38,7 @@ type options struct {
 	replicas  int
 	floor     bool
 	rate      int
+	serverEnv map[string]string
 }
 
 func main() {
@@ -56,6 +58,17 @@ func main() {
 	flag.Float64Var(&o.overloadX, "overload-factor", 3, "the overload scenario's arrival rate, as a multiple of the measured capacity")
 	flag.IntVar(&o.longPolls, "long-polls", 1000, "concurrent command-status long-polls for the memory scenario (0: skip)")
 	flag.IntVar(&o.replicas, "replicas", 3, "measure 1 … this many replicas on the one database (1: skip)")
+	flag.Func("server-env", "K=V: an extra BETTERKEY_* setting for the servers the harness starts (repeatable), e.g. to try admission limits", func(kv string) error {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("want K=V")
+		}
+		if o.serverEnv == nil {
+			o.serverEnv = map[string]string{}
+		}
+		o.serverEnv[k] = v
+		return nil
+	})
 	flag.Parse()
 	if *only != "" {
 		o.only = regexp.MustCompile(*only)

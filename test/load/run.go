@@ -123,7 +123,7 @@ func (h *harness) addReplica(ctx context.Context, addr string) (*replica, error)
 	if err != nil {
 		return nil, err
 	}
-	vars := serverVars(h.sims, h.db.url, addr, adminAddr, h.keyring, h.signingKey, nil)
+	vars := serverVars(h.sims, h.db.url, addr, adminAddr, h.keyring, h.signingKey, h.o.serverEnv)
 	r, err := startReplica(ctx, h.bin, h.dir, vars)
 	if err != nil {
 		return nil, err

@@ -301,3 +301,34 @@ func goroutines(adminURL string) (int, error) {
 	}
 	return 0, errors.New("no go_goroutines in /metrics")
 }
+
+// served reads, from a server's admin /metrics, how many requests of route answered with status
+// the request-duration histogram holds in all and within the bucket le (in seconds, as written
+// in the histogram's le label).
+func served(adminURL, route, status, le string) (within, total float64, err error) {
+	res, err := http.Get(adminURL + "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	labels := `route="` + route + `",status="` + status + `"`
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "betterkey_http_request_duration_seconds_") || !strings.Contains(line, labels) {
+			continue
+		}
+		v, perr := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if perr != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "betterkey_http_request_duration_seconds_count"):
+			total += v
+		case strings.Contains(line, `le="`+le+`"`):
+			within += v
+		}
+	}
+	return within, total, sc.Err()
+}
