@@ -25,9 +25,10 @@ func (h *harness) overload(ctx context.Context, rep *report) error {
 			capacity = e.Server.RPS
 		}
 	}
-	if capacity == 0 {
-		m := h.measure(ctx, "GET /v1/vehicles (capacity)", h.f.scenarios(h.o.workers)[3].run, h.pids())
-		capacity = m.RPS
+	for _, sc := range h.f.scenarios(h.o.workers) {
+		if capacity == 0 && sc.name == "GET /v1/vehicles" { // the standard phase skipped it (-scenarios)
+			capacity = h.measure(ctx, sc.name+" (capacity)", sc.run, h.pids()).RPS
+		}
 	}
 	arrivals := int(capacity * h.o.overloadX)
 	d := max(h.o.duration, 3*time.Second)
